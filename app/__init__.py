@@ -1,0 +1,1 @@
+"""Autopack: governed, zero-intervention build runs as a GitHub App."""

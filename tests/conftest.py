@@ -1,0 +1,1 @@
+"""Shared fixtures. The GitHub simulator's fixtures are imported here so every test can use them."""

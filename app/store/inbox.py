@@ -1,0 +1,154 @@
+"""The webhook inbox: deliveries stored on arrival, claimed by workers under a lease."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.store.models import InboxRow
+
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A verified delivery as the webhook endpoint hands it to the inbox."""
+
+    delivery_id: str
+    event: str
+    action: str | None
+    installation_id: int | None
+    body: bytes
+
+
+@dataclass(frozen=True)
+class InboxDelivery:
+    """A stored delivery claimed by a worker."""
+
+    id: int
+    delivery_id: str
+    event: str
+    action: str | None
+    installation_id: int | None
+    payload: dict[str, Any]
+    attempts: int
+
+    @classmethod
+    def from_row(cls, row: InboxRow) -> InboxDelivery:
+        """The one place a row becomes a value."""
+        return cls(
+            id=row.id,
+            delivery_id=row.delivery_id,
+            event=row.event,
+            action=row.action,
+            installation_id=row.installation_id,
+            payload=json.loads(row.payload),
+            attempts=row.attempts,
+        )
+
+
+def utcnow() -> datetime:
+    """Current time in UTC (stored naive-compatible: SQLite keeps no zone)."""
+    return datetime.now(UTC)
+
+
+class Inbox:
+    """Repository interface over the `webhook_inbox` table."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def add(self, delivery: NewDelivery, now: datetime | None = None) -> bool:
+        """Store a delivery once; False when its delivery id was already stored."""
+        values = {
+            "delivery_id": delivery.delivery_id,
+            "event": delivery.event,
+            "action": delivery.action,
+            "installation_id": delivery.installation_id,
+            "payload": delivery.body.decode("utf-8"),
+            "status": "pending",
+            "attempts": 0,
+            "received_at": now or utcnow(),
+        }
+        async with self._sessions.begin() as session:
+            dialect = session.get_bind().dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            statement = (
+                insert(InboxRow)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["delivery_id"])
+                .returning(InboxRow.id)
+            )
+            inserted = (await session.execute(statement)).scalar_one_or_none()
+        return inserted is not None
+
+    async def claim(
+        self, lease: timedelta = timedelta(seconds=60), now: datetime | None = None
+    ) -> InboxDelivery | None:
+        """Lease the oldest pending (or lease-expired) delivery, in one statement."""
+        now = now or utcnow()
+        async with self._sessions.begin() as session:
+            oldest = (
+                select(InboxRow.id)
+                .where(
+                    or_(
+                        InboxRow.status == "pending",
+                        (InboxRow.status == "processing") & (InboxRow.lease_until < now),
+                    )
+                )
+                .order_by(InboxRow.id)
+                .limit(1)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                oldest = oldest.with_for_update(skip_locked=True)
+            statement = (
+                update(InboxRow)
+                .where(InboxRow.id == oldest.scalar_subquery())
+                .values(
+                    status="processing", lease_until=now + lease, attempts=InboxRow.attempts + 1
+                )
+                .returning(InboxRow)
+            )
+            row = (await session.execute(statement)).scalar_one_or_none()
+            return InboxDelivery.from_row(row) if row is not None else None
+
+    async def finish(
+        self, delivery: InboxDelivery, status: str = "done", now: datetime | None = None
+    ) -> None:
+        """Mark a claimed delivery processed (`done`) or deliberately `ignored`."""
+        await self._set(delivery.id, status=status, error=None, processed_at=now or utcnow())
+
+    async def fail(self, delivery: InboxDelivery, error: str, now: datetime | None = None) -> bool:
+        """Record a processing error; the delivery is retried until MAX_ATTEMPTS. True if final."""
+        final = delivery.attempts >= MAX_ATTEMPTS
+        await self._set(
+            delivery.id,
+            status="failed" if final else "pending",
+            error=error[:2000],
+            processed_at=(now or utcnow()) if final else None,
+        )
+        return final
+
+    async def status_of(self, delivery_id: str) -> str | None:
+        """The processing status of one delivery, or None if it was never stored."""
+        async with self._sessions() as session:
+            statement = select(InboxRow.status).where(InboxRow.delivery_id == delivery_id)
+            return (await session.execute(statement)).scalar_one_or_none()
+
+    async def counts(self) -> dict[str, int]:
+        """Number of deliveries by status."""
+        async with self._sessions() as session:
+            statement = select(InboxRow.status, func.count()).group_by(InboxRow.status)
+            return {status: count for status, count in (await session.execute(statement)).all()}
+
+    async def _set(self, row_id: int, **values: Any) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(InboxRow).where(InboxRow.id == row_id).values(lease_until=None, **values)
+            )

@@ -1,0 +1,70 @@
+"""The aiohttp application factory: routes, shared state and the in-process worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from app.engine.intake import router as intake_router
+from app.engine.worker import InboxWorker, router_dispatch
+from app.store.db import create_engine, session_factory
+from app.store.inbox import Inbox
+from app.store.installations import Installations
+from app.web import health, webhooks
+from app.web.keys import ENGINE, INBOX, INBOX_WAKE, SETTINGS
+
+log = logging.getLogger("autopack.web")
+
+
+def create_app(
+    settings: Settings, *, engine: AsyncEngine | None = None, with_worker: bool = True
+) -> web.Application:
+    """Build the web application; `with_worker` also runs the inbox worker in this process."""
+    app = web.Application(client_max_size=webhooks.MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    app[INBOX_WAKE] = asyncio.Event()
+    app.cleanup_ctx.append(_database(engine))
+    if with_worker:
+        app.cleanup_ctx.append(_worker)
+    app.router.add_post("/api/github/webhooks", webhooks.receive)
+    app.router.add_get("/health", health.health)
+    app.on_startup.append(_announce)
+    return app
+
+
+def _database(engine: AsyncEngine | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        owned = engine is None
+        app[ENGINE] = engine or create_engine(app[SETTINGS].database_url)
+        app[INBOX] = Inbox(session_factory(app[ENGINE]))
+        yield
+        if owned:
+            await app[ENGINE].dispose()
+
+    return ctx
+
+
+async def _worker(app: web.Application) -> AsyncIterator[None]:
+    sessions = session_factory(app[ENGINE])
+    worker = InboxWorker(
+        app[INBOX], router_dispatch(intake_router, Installations(sessions)), app[INBOX_WAKE]
+    )
+    task = asyncio.create_task(worker.run(), name="autopack-inbox-worker")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _announce(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    if settings.webhook_secret is None:
+        log.error("WEBHOOK_SECRET is not set: every webhook delivery will be refused with 401")
+    if not settings.can_call_github:
+        log.warning("APP_ID and PRIVATE_KEY are not both set: Autopack cannot call GitHub")

@@ -1,0 +1,17 @@
+"""Typed keys for what the aiohttp application shares between handlers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from app.store.inbox import Inbox
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+INBOX = web.AppKey("inbox", Inbox)
+# Set by the webhook endpoint after storing a delivery, so an in-process worker wakes at once.
+INBOX_WAKE = web.AppKey("inbox_wake", asyncio.Event)

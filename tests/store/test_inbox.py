@@ -32,7 +32,8 @@ async def test_claim_leases_oldest_first_and_only_once(engine: AsyncEngine) -> N
         await inbox.add(delivery(guid), now=T0)
     one = await inbox.claim(now=T0)
     two = await inbox.claim(now=T0)
-    assert one is not None and two is not None
+    assert one is not None
+    assert two is not None
     assert (one.delivery_id, two.delivery_id) == ("first", "second")
     assert one.payload == {"action": "opened", "installation": {"id": 7}}
     assert one.attempts == 1

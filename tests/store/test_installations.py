@@ -21,24 +21,32 @@ async def test_lifecycle(engine: AsyncEngine) -> None:
     state = await store.get(42)
     assert state is not None
     assert state.repositories == ("octo-org/a", "octo-org/b")
-    assert not state.suspended and not state.deleted
+    assert not state.suspended
+    assert not state.deleted
 
     await store.remove_repositories(42, [2])
     await store.suspend(42, suspended=True)
     state = await store.get(42)
-    assert state is not None and state.repositories == ("octo-org/a",) and state.suspended
+    assert state is not None
+    assert state.repositories == ("octo-org/a",)
+    assert state.suspended
 
     await store.add_repositories(42, [REPO_B])
     await store.suspend(42, suspended=False)
     state = await store.get(42)
-    assert state is not None and state.repositories == ("octo-org/a", "octo-org/b")
+    assert state is not None
+    assert state.repositories == ("octo-org/a", "octo-org/b")
     assert not state.suspended
 
     await store.delete(42)
     state = await store.get(42)
-    assert state is not None and state.deleted and state.repositories == ()
+    assert state is not None
+    assert state.deleted
+    assert state.repositories == ()
 
     # Reinstalling brings it back.
     await store.upsert(INFO, [REPO_A])
     state = await store.get(42)
-    assert state is not None and not state.deleted and state.repositories == ("octo-org/a",)
+    assert state is not None
+    assert not state.deleted
+    assert state.repositories == ("octo-org/a",)

@@ -35,4 +35,3 @@ async def test_down_postgres(aiohttp_client: Any) -> None:
     assert body["database"].startswith("unreachable: ")
     assert "hunter2" not in await response.text()
     await engine.dispose()
-

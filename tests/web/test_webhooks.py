@@ -201,7 +201,9 @@ async def test_installation_events_keep_tables_current(client: Client, engine: A
     await post_webhook(client, "installation", dict(created, action="deleted"))
     assert await worker.drain() == 1
     state = await installations.get(created["installation"]["id"])
-    assert state is not None and state.deleted and state.repositories == ()
+    assert state is not None
+    assert state.deleted
+    assert state.repositories == ()
     assert await Inbox(sessions).counts() == {"done": 5}
 
 

@@ -110,7 +110,7 @@ async def _run_worker(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     worker = InboxWorker(
-        Inbox(sessions), router_dispatch(intake_router, Installations(sessions)), asyncio.Event()
+        Inbox(engine), router_dispatch(intake_router, Installations(sessions)), asyncio.Event()
     )
     log.info("worker started")
     try:

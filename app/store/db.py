@@ -18,6 +18,11 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Create the async engine for `url`, with the SQLite pragmas Autopack relies on."""
     if url.startswith("sqlite"):
+        # One connection per process: SQLite has one writer at a time anyway, and sessions
+        # queueing in the pool is far cheaper than connections colliding on the file lock,
+        # where SQLite's busy handler sleeps in steps of milliseconds. Never nest sessions.
+        kwargs.setdefault("pool_size", 1)
+        kwargs.setdefault("max_overflow", 0)
         engine = create_async_engine(
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
         )

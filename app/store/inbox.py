@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.store.db import session_factory
 from app.store.models import InboxRow
 
 MAX_ATTEMPTS = 5
@@ -61,32 +63,54 @@ def utcnow() -> datetime:
 class Inbox:
     """Repository interface over the `webhook_inbox` table."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sessions = session_factory(engine)
 
     async def add(self, delivery: NewDelivery, now: datetime | None = None) -> bool:
         """Store a delivery once; False when its delivery id was already stored."""
-        values = {
-            "delivery_id": delivery.delivery_id,
-            "event": delivery.event,
-            "action": delivery.action,
-            "installation_id": delivery.installation_id,
-            "payload": delivery.body.decode("utf-8"),
-            "status": "pending",
-            "attempts": 0,
-            "received_at": now or utcnow(),
-        }
-        async with self._sessions.begin() as session:
-            dialect = session.get_bind().dialect.name
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            statement = (
-                insert(InboxRow)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["delivery_id"])
-                .returning(InboxRow.id)
+        return (await self.add_many([delivery], now))[0]
+
+    async def add_many(
+        self, deliveries: Sequence[NewDelivery], now: datetime | None = None
+    ) -> list[bool]:
+        """Store deliveries in one transaction; for each, False if its id was already stored."""
+        received_at = now or utcnow()
+        fresh: dict[str, dict[str, Any]] = {}
+        for delivery in deliveries:
+            fresh.setdefault(
+                delivery.delivery_id,
+                {
+                    "delivery_id": delivery.delivery_id,
+                    "event": delivery.event,
+                    "action": delivery.action,
+                    "installation_id": delivery.installation_id,
+                    "payload": delivery.body.decode("utf-8"),
+                    "status": "pending",
+                    "attempts": 0,
+                    "received_at": received_at,
+                },
             )
-            inserted = (await session.execute(statement)).scalar_one_or_none()
-        return inserted is not None
+        table = InboxRow.__table__
+        assert isinstance(table, Table)
+        async with self._engine.begin() as conn:
+            dialect = self._engine.dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            # A Core statement with executemany parameters is compiled once and cached; an ORM
+            # multi-row VALUES clause is compiled anew for every batch size.
+            statement = (
+                insert(table)
+                .on_conflict_do_nothing(index_elements=["delivery_id"])
+                .returning(table.c.delivery_id)
+            )
+            result = await conn.execute(statement, list(fresh.values()))
+            inserted = set(result.scalars())
+        # Only the first of several equal ids in one batch counts as new.
+        results = []
+        for delivery in deliveries:
+            results.append(delivery.delivery_id in inserted)
+            inserted.discard(delivery.delivery_id)
+        return results
 
     async def claim(
         self, lease: timedelta = timedelta(seconds=60), now: datetime | None = None

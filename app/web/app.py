@@ -15,9 +15,10 @@ from app.engine.intake import router as intake_router
 from app.engine.worker import InboxWorker, router_dispatch
 from app.store.db import create_engine, session_factory
 from app.store.inbox import Inbox
+from app.store.inbox_writer import InboxWriter
 from app.store.installations import Installations
 from app.web import health, webhooks
-from app.web.keys import ENGINE, INBOX, INBOX_WAKE, SETTINGS
+from app.web.keys import ENGINE, INBOX, INBOX_WAKE, INBOX_WRITER, SETTINGS
 
 log = logging.getLogger("autopack.web")
 
@@ -42,8 +43,11 @@ def _database(engine: AsyncEngine | None) -> Callable[[web.Application], AsyncIt
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         owned = engine is None
         app[ENGINE] = engine or create_engine(app[SETTINGS].database_url)
-        app[INBOX] = Inbox(session_factory(app[ENGINE]))
+        app[INBOX] = Inbox(app[ENGINE])
+        app[INBOX_WRITER] = InboxWriter(app[INBOX])
+        app[INBOX_WRITER].start()
         yield
+        await app[INBOX_WRITER].stop()
         if owned:
             await app[ENGINE].dispose()
 

@@ -9,9 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.store.inbox import Inbox
+from app.store.inbox_writer import InboxWriter
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 INBOX = web.AppKey("inbox", Inbox)
+INBOX_WRITER = web.AppKey("inbox_writer", InboxWriter)
 # Set by the webhook endpoint after storing a delivery, so an in-process worker wakes at once.
 INBOX_WAKE = web.AppKey("inbox_wake", asyncio.Event)

@@ -7,11 +7,12 @@ import logging
 import time
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.logs import fields
 from app.store.inbox import NewDelivery
 from app.web import signature
-from app.web.keys import INBOX, INBOX_WAKE, SETTINGS
+from app.web.keys import INBOX_WAKE, INBOX_WRITER, SETTINGS
 
 log = logging.getLogger("autopack.webhooks")
 
@@ -86,15 +87,20 @@ async def _receive(
     if event not in HANDLED_EVENTS:
         context["outcome"] = "ignored"
         return _answer(202, "ignored", f"event {event!r} is not used by Autopack")
-    stored = await request.app[INBOX].add(
-        NewDelivery(
-            delivery_id=delivery_id,
-            event=event,
-            action=action,
-            installation_id=installation_id if isinstance(installation_id, int) else None,
-            body=body,
-        )
+    delivery = NewDelivery(
+        delivery_id=delivery_id,
+        event=event,
+        action=action,
+        installation_id=installation_id if isinstance(installation_id, int) else None,
+        body=body,
     )
+    try:
+        stored = await request.app[INBOX_WRITER].add(delivery)
+    except (SQLAlchemyError, OSError) as exc:
+        # Not stored, so not acknowledged: GitHub records a failed delivery we can redeliver.
+        context["outcome"] = "store_failed"
+        context["error"] = type(exc).__name__
+        return _answer(503, "unavailable", "could not store the delivery; retry later")
     if not stored:
         context["outcome"] = "duplicate"
         return _answer(200, "duplicate", "delivery already received")

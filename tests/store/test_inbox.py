@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.store.db import session_factory
 from app.store.inbox import MAX_ATTEMPTS, Inbox, NewDelivery
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -19,7 +18,7 @@ def delivery(guid: str, event: str = "issues") -> NewDelivery:
 
 
 async def test_add_is_idempotent_per_delivery_id(engine: AsyncEngine) -> None:
-    inbox = Inbox(session_factory(engine))
+    inbox = Inbox(engine)
     assert await inbox.add(delivery("a")) is True
     assert await inbox.add(delivery("a")) is False
     assert await inbox.add(delivery("b")) is True
@@ -27,7 +26,7 @@ async def test_add_is_idempotent_per_delivery_id(engine: AsyncEngine) -> None:
 
 
 async def test_claim_leases_oldest_first_and_only_once(engine: AsyncEngine) -> None:
-    inbox = Inbox(session_factory(engine))
+    inbox = Inbox(engine)
     for guid in ("first", "second"):
         await inbox.add(delivery(guid), now=T0)
     one = await inbox.claim(now=T0)
@@ -41,7 +40,7 @@ async def test_claim_leases_oldest_first_and_only_once(engine: AsyncEngine) -> N
 
 
 async def test_expired_lease_is_reclaimed(engine: AsyncEngine) -> None:
-    inbox = Inbox(session_factory(engine))
+    inbox = Inbox(engine)
     await inbox.add(delivery("a"), now=T0)
     first = await inbox.claim(lease=timedelta(seconds=30), now=T0)
     assert first is not None
@@ -53,7 +52,7 @@ async def test_expired_lease_is_reclaimed(engine: AsyncEngine) -> None:
 
 
 async def test_finish_and_fail(engine: AsyncEngine) -> None:
-    inbox = Inbox(session_factory(engine))
+    inbox = Inbox(engine)
     await inbox.add(delivery("ok"), now=T0)
     await inbox.add(delivery("bad"), now=T0)
     ok = await inbox.claim(now=T0)
@@ -72,7 +71,7 @@ async def test_finish_and_fail(engine: AsyncEngine) -> None:
 
 
 async def test_concurrent_claims_never_share_a_delivery(engine: AsyncEngine) -> None:
-    inbox = Inbox(session_factory(engine))
+    inbox = Inbox(engine)
     for index in range(20):
         await inbox.add(delivery(f"d{index}"), now=T0)
 

@@ -38,7 +38,7 @@ async def test_delivery_is_stored_before_202(client: Client, engine: AsyncEngine
     response = await post_webhook(client, "issues", load_payload("issues.labeled"), delivery="d1")
     assert response.status == 202
     assert (await response.json())["outcome"] == "queued"
-    inbox = Inbox(session_factory(engine))
+    inbox = Inbox(engine)
     assert await inbox.status_of("d1") == "pending"
     stored = await inbox.claim()
     assert stored is not None
@@ -56,7 +56,7 @@ async def test_replayed_delivery_answers_200_and_stores_nothing(
     again = await post_webhook(client, "issue_comment", payload, delivery="same")
     assert again.status == 200
     assert (await again.json())["outcome"] == "duplicate"
-    assert await Inbox(session_factory(engine)).counts() == {"pending": 1}
+    assert await Inbox(engine).counts() == {"pending": 1}
 
 
 def _raw(client: Client, body: bytes, headers: dict[str, str]) -> Any:
@@ -88,7 +88,7 @@ async def test_refusals_store_nothing(
     response = await _raw(client, BODY, headers)
     assert response.status == status
     assert (await response.json())["outcome"] == "refused"
-    assert await Inbox(session_factory(engine)).counts() == {}
+    assert await Inbox(engine).counts() == {}
 
 
 @pytest.mark.parametrize(
@@ -105,14 +105,14 @@ async def test_bad_json_is_400(
     response = await post_webhook(client, "issues", body)
     assert response.status == 400
     assert (await response.json())["message"] == message
-    assert await Inbox(session_factory(engine)).counts() == {}
+    assert await Inbox(engine).counts() == {}
 
 
 async def test_body_over_25_mib_is_413(client: Client, engine: AsyncEngine) -> None:
     body = b'{"pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
     response = await post_webhook(client, "issues", body)
     assert response.status == 413
-    assert await Inbox(session_factory(engine)).counts() == {}
+    assert await Inbox(engine).counts() == {}
 
 
 async def test_body_just_under_the_limit_is_accepted(client: Client) -> None:
@@ -125,14 +125,14 @@ async def test_body_just_under_the_limit_is_accepted(client: Client) -> None:
 async def test_ping_is_200_and_not_stored(client: Client, engine: AsyncEngine) -> None:
     response = await post_webhook(client, "ping", load_payload("ping"))
     assert response.status == 200
-    assert await Inbox(session_factory(engine)).counts() == {}
+    assert await Inbox(engine).counts() == {}
 
 
 async def test_unknown_event_is_accepted_and_ignored(client: Client, engine: AsyncEngine) -> None:
     response = await post_webhook(client, "star", {"action": "created"})
     assert response.status == 202
     assert (await response.json())["outcome"] == "ignored"
-    assert await Inbox(session_factory(engine)).counts() == {}
+    assert await Inbox(engine).counts() == {}
 
 
 async def test_no_secret_refuses_everything(
@@ -144,7 +144,7 @@ async def test_no_secret_refuses_everything(
     for event in ("ping", "issues"):
         response = await post_webhook(client, event, load_payload("issues.opened"))
         assert response.status == 401
-    assert await Inbox(session_factory(engine)).counts() == {}
+    assert await Inbox(engine).counts() == {}
 
 
 async def test_one_structured_log_line_per_delivery(
@@ -170,7 +170,7 @@ async def test_installation_events_keep_tables_current(client: Client, engine: A
     sessions = session_factory(engine)
     installations = Installations(sessions)
     worker = InboxWorker(
-        Inbox(sessions), router_dispatch(router, installations), client.app[INBOX_WAKE]
+        Inbox(engine), router_dispatch(router, installations), client.app[INBOX_WAKE]
     )
     created = load_payload("installation.created")
     added = load_payload("installation_repositories.added")
@@ -204,7 +204,7 @@ async def test_installation_events_keep_tables_current(client: Client, engine: A
     assert state is not None
     assert state.deleted
     assert state.repositories == ()
-    assert await Inbox(sessions).counts() == {"done": 5}
+    assert await Inbox(engine).counts() == {"done": 5}
 
 
 async def test_malformed_installation_payload_is_dropped_not_retried(
@@ -212,8 +212,16 @@ async def test_malformed_installation_payload_is_dropped_not_retried(
 ) -> None:
     sessions = session_factory(engine)
     worker = InboxWorker(
-        Inbox(sessions), router_dispatch(router, Installations(sessions)), client.app[INBOX_WAKE]
+        Inbox(engine), router_dispatch(router, Installations(sessions)), client.app[INBOX_WAKE]
     )
     await post_webhook(client, "installation", {"action": "created"}, delivery="broken")
     assert await worker.drain() == 1
-    assert await Inbox(sessions).status_of("broken") == "malformed"
+    assert await Inbox(engine).status_of("broken") == "malformed"
+
+
+async def test_store_failure_is_503_not_acknowledged(client: Client, engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("DROP TABLE webhook_inbox")
+    response = await post_webhook(client, "issues", load_payload("issues.opened"))
+    assert response.status == 503
+    assert (await response.json())["outcome"] == "unavailable"

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.store import migrate
 from app.store.db import create_engine
+from tests.fakegithub.fixtures import fakegithub, webhook_receiver  # noqa: F401
 
 PAYLOADS = Path(__file__).parent / "payloads"
 POSTGRES_URL = os.environ.get("AUTOPACK_TEST_DATABASE_URL")

@@ -1,0 +1,66 @@
+"""Faults on demand: latency, error bursts, secondary rate limits, webhook drops/dupes/order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SECONDARY_MESSAGE = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+    "If you reach out to GitHub Support for help, please include the request ID."
+)
+
+
+@dataclass
+class HttpFault:
+    """One injected HTTP answer."""
+
+    status: int
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Burst:
+    remaining: int
+    fault: HttpFault
+    path_prefix: str | None
+
+
+class Faults:
+    """Test-controlled misbehaviour; every counter counts down as faults are served."""
+
+    def __init__(self) -> None:
+        self.latency = 0.0  # seconds added to every API response
+        self._bursts: list[_Burst] = []
+        self.drop_next = 0  # webhook deliveries recorded as failed and not sent
+        self.duplicate_next = 0  # webhook deliveries sent twice with the same guid
+        self.reorder_next = 0  # deliveries held, then released newest first
+
+    def fail_next(self, n: int, status: int = 502, path_prefix: str | None = None) -> None:
+        """The next n API requests (optionally under a path prefix) answer `status` (502/503)."""
+        message = {502: "Server Error", 503: "Service Unavailable"}.get(status, "Server Error")
+        self._bursts.append(_Burst(n, HttpFault(status, message), path_prefix))
+
+    def secondary_rate_limit(
+        self, n: int, retry_after: int = 1, path_prefix: str | None = None
+    ) -> None:
+        """The next n API requests answer 403 with `retry-after`, as GitHub's abuse limiter does."""
+        fault = HttpFault(403, SECONDARY_MESSAGE, {"retry-after": str(retry_after)})
+        self._bursts.append(_Burst(n, fault, path_prefix))
+
+    def take_http_fault(self, path: str) -> HttpFault | None:
+        """The fault to serve for this request, consuming one unit of its burst."""
+        for burst in self._bursts:
+            if burst.remaining > 0 and (
+                burst.path_prefix is None or path.startswith(burst.path_prefix)
+            ):
+                burst.remaining -= 1
+                return burst.fault
+        self._bursts = [b for b in self._bursts if b.remaining > 0]
+        return None
+
+    def clear(self) -> None:
+        """Back to a well-behaved GitHub (held deliveries stay held until released)."""
+        self.latency = 0.0
+        self._bursts.clear()
+        self.drop_next = self.duplicate_next = self.reorder_next = 0

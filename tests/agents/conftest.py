@@ -1,0 +1,1 @@
+from tests.fakegithub.fixtures import fakegithub  # noqa: F401

@@ -1,0 +1,151 @@
+"""Which deliveries drive runs, table-driven over GitHub's own example payloads."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.domain.triggers import (
+    RETRY_ACTION,
+    Identity,
+    Trigger,
+    TriggerKind,
+    classify,
+    permission_allows,
+)
+from tests.conftest import load_payload
+
+ME = Identity(app_id=4242, bot_login="autopack[bot]")
+BOT = {"login": "autopack[bot]", "type": "Bot"}
+
+
+def payload(name: str, **changes: Any) -> dict[str, Any]:
+    data = copy.deepcopy(load_payload(name))
+    for dotted, value in changes.items():
+        target = data
+        *parents, last = dotted.split("__")
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[last] = value
+    return data
+
+
+def labeled(label: str, **changes: Any) -> dict[str, Any]:
+    return payload("issues.labeled", label__name=label, **changes)
+
+
+def comment(body: str, **changes: Any) -> dict[str, Any]:
+    return payload("issue_comment.created", comment__body=body, **changes)
+
+
+def action(
+    identifier: str, app_id: int = ME.app_id, external: str = "o/r#7/run-1"
+) -> dict[str, Any]:
+    return payload(
+        "check_run.requested_action",
+        requested_action__identifier=identifier,
+        check_run__app__id=app_id,
+        check_run__external_id=external,
+    )
+
+
+CASES = [
+    ("issues", labeled("autopack:run"), TriggerKind.START),
+    ("issues", labeled("autopack:run", issue__state="closed"), TriggerKind.IGNORE),
+    ("issues", labeled("autopack:run", issue__pull_request={"url": "x"}), TriggerKind.IGNORE),
+    ("issues", labeled("bug"), TriggerKind.IGNORE),
+    ("issues", labeled("autopack:cancel"), TriggerKind.CANCEL),
+    ("issues", payload("issues.unlabeled", label__name="autopack:run"), TriggerKind.CANCEL),
+    ("issues", payload("issues.unlabeled", label__name="bug"), TriggerKind.IGNORE),
+    ("issues", payload("issues.opened"), TriggerKind.IGNORE),
+    ("issues", payload("issues.opened", action="closed"), TriggerKind.CANCEL),
+    ("issues", labeled("autopack:run", sender=BOT), TriggerKind.IGNORE),
+    (
+        "issues",
+        payload("issues.unlabeled", label__name="autopack:run", sender=BOT),
+        TriggerKind.IGNORE,
+    ),
+    ("issue_comment", comment("/autopack cancel"), TriggerKind.CANCEL),
+    ("issue_comment", comment("Thanks!\n\n/autopack plan\n"), TriggerKind.PLAN),
+    ("issue_comment", comment("  /AUTOPACK Plan  "), TriggerKind.PLAN),
+    ("issue_comment", comment("please /autopack cancel this"), TriggerKind.IGNORE),
+    ("issue_comment", comment("/autopack dance"), TriggerKind.IGNORE),
+    ("issue_comment", comment("/autopack cancel", sender=BOT), TriggerKind.IGNORE),
+    ("issue_comment", comment("/autopack cancel", comment__user__type="Bot"), TriggerKind.IGNORE),
+    ("issue_comment", comment("/autopack cancel", action="edited"), TriggerKind.IGNORE),
+    ("check_run", action(RETRY_ACTION), TriggerKind.RETRY),
+    ("check_run", action(RETRY_ACTION, app_id=1), TriggerKind.IGNORE),
+    ("check_run", action("lgtm"), TriggerKind.IGNORE),
+    ("check_run", action(RETRY_ACTION, external=""), TriggerKind.IGNORE),
+    ("check_run", payload("check_run.completed"), TriggerKind.IGNORE),
+    ("check_suite", payload("check_suite.completed"), TriggerKind.IGNORE),
+    ("pull_request", payload("pull_request.opened"), TriggerKind.IGNORE),
+]
+
+
+@pytest.mark.parametrize(("event", "data", "kind"), CASES)
+def test_classify(event: str, data: dict[str, Any], kind: TriggerKind) -> None:
+    trigger = classify(event, data, ME)
+    assert trigger.kind is kind
+    if kind is TriggerKind.IGNORE:
+        assert trigger.reason
+        assert not trigger.needs_permission
+    else:
+        assert trigger.needs_permission
+        assert trigger.repository == data["repository"]["full_name"]
+        assert trigger.sender == data["sender"]["login"]
+
+
+def test_start_names_the_issue() -> None:
+    data = labeled("autopack:run")
+    assert classify("issues", data, ME) == Trigger(
+        TriggerKind.START, data["repository"]["full_name"], data["issue"]["number"], "Codertocat"
+    )
+
+
+def test_retry_names_issue_and_check_run() -> None:
+    data = action(RETRY_ACTION)
+    trigger = classify("check_run", data, ME)
+    assert trigger.issue_number == 7
+    assert trigger.check_run_id == data["check_run"]["id"]
+
+
+@pytest.mark.parametrize(
+    ("permission", "allowed"),
+    [
+        ("admin", True),
+        ("maintain", True),
+        ("write", True),
+        ("triage", False),
+        ("read", False),
+        ("none", False),
+        (None, False),
+        ("", False),
+    ],
+)
+def test_permission(permission: str | None, allowed: bool) -> None:
+    assert permission_allows(permission) is allowed
+
+
+@given(
+    st.sampled_from(["issues", "issue_comment", "check_run", "push", "ping"]),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.text(max_size=10), children, max_size=4)
+        ),
+        max_leaves=20,
+    ),
+)
+def test_never_raises_on_odd_payloads(event: str, data: Any) -> None:
+    if not isinstance(data, dict):
+        data = {"action": data}
+    try:
+        classify(event, data, ME)
+    except (AttributeError, TypeError):
+        pytest.fail("classify must tolerate malformed payloads")

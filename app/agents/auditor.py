@@ -24,12 +24,12 @@ from app.agents.contract import (
     parse_summary,
     parse_tokens,
 )
+from app.agents.files import WorkspaceFiles
 from app.agents.openai_backend import (
     ISSUES_SCHEMA,
     ChatClient,
     ChatOutcome,
     ToolHandler,
-    WorkspaceFiles,
     run_tool_loop,
     tool_definitions,
 )

@@ -127,6 +127,14 @@ def parse_trailers(message: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class BranchHead:
+    """A branch's head commit and its tree (the `base_tree` of the next push)."""
+
+    commit_sha: str
+    tree_sha: str
+
+
+@dataclass(frozen=True)
 class PushResult:
     """Where a push ended: the commit on the branch; `created` is False when the branch already
     held this attempt's commit (found by its trailers after a non-fast-forward answer)."""
@@ -167,6 +175,15 @@ class GovernedWriter:
         self._gh = gh
         self._repo = f"/repos/{owner}/{name}"
         self._policy = policy
+
+    async def branch_head(self, branch: str) -> BranchHead | None:
+        """Where an integration branch points (commit and tree), or None if it does not exist."""
+        ref = self._policy.check(branch)
+        head = await self._head(ref)
+        if head is None:
+            return None
+        commit = await self._gh.getitem(f"{self._repo}/git/commits/{head}")
+        return BranchHead(commit_sha=head, tree_sha=commit["tree"]["sha"])
 
     async def create_branch(self, branch: str, from_sha: str) -> None:
         """Create an integration branch at `from_sha`; already there at that sha is fine."""

@@ -1,0 +1,576 @@
+"""The repository ruleset: `.github/autopack.yml`, validated, with the playbook's defaults.
+
+`load_ruleset` is pure: it gets the file's text (None when the file is absent) and returns a
+frozen `Ruleset` or raises `RulesetError` naming the file and the line of the offending key.
+The YAML is read safely: no tags beyond plain data, no anchors or aliases (so no alias bombs),
+no duplicate keys, a size cap and a nesting cap. `docs/ruleset.md` documents every key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import re
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
+
+from app.domain.gate import MODE_LIMITS, GatePolicy, glob_match
+from app.domain.taxonomy import (
+    HIGH_RISK,
+    AuditorProfile,
+    BuilderMode,
+    CIProfile,
+    Complexity,
+    RunScope,
+    SafetyProfile,
+    TaskCategory,
+)
+
+RULESET_PATH = ".github/autopack.yml"
+MAX_RULESET_BYTES = 64 * 1024
+MAX_DEPTH = 32
+SCHEMA_PATH = "docs/autopack.schema.json"
+REGENERATE = ".venv/bin/python -m app.domain.ruleset_schema"
+
+Positive = Annotated[int, Field(gt=0)]
+NonNegative = Annotated[int, Field(ge=0)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Glob = Annotated[str, Field(min_length=1, max_length=200, pattern=r"[^/]")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class RunBudgets(_Model):
+    """Caps for a whole run."""
+
+    token_cap: Positive = 5_000_000
+    """Tokens all builders and auditors of the run may spend together."""
+    max_phases: Annotated[int, Field(gt=0, le=500)] = 25
+    """Phases one run does; larger plans are split over several runs."""
+    max_minor_issues_per_phase: NonNegative = 3
+    """Distinct minor issues the run tolerates, per phase it does."""
+    wall_minutes: Positive = 120
+    """Wall-clock minutes before the run fails as out of budget."""
+
+
+class TierBudgets(_Model):
+    """Caps for each tier, as multiples of its phase count."""
+
+    token_cap_factor: Positive = 3
+    """A tier may spend this many times the sum of its phases' incident token caps."""
+    ci_runs_per_phase: Positive = 2
+    """CI runs a tier may start, per phase."""
+    minor_per_phase: NonNegative = 2
+    """Distinct minor issues a tier tolerates per phase (normal safety profile)."""
+    minor_per_phase_safety_critical: NonNegative = 1
+    """Distinct minor issues a tier tolerates per phase (safety_critical)."""
+    major_tolerance_safety_critical: NonNegative = 0
+    """Unresolved major issues a safety_critical tier tolerates."""
+
+
+class PhaseBudgets(_Model):
+    """Caps for each phase."""
+
+    max_builder_attempts: Positive = 3
+    """Builder attempts before the auditor is called."""
+    max_auditor_attempts: NonNegative = 1
+    """Auditor attempts before the run fails (0: no auditor escalation)."""
+    incident_token_cap: Positive = 250_000
+    """Tokens one phase may spend, builder and auditor together."""
+    wall_minutes: Positive = 30
+    """Wall-clock minutes for one phase, CI included."""
+
+
+class Budgets(_Model):
+    """Run, tier and phase budgets."""
+
+    run: RunBudgets = RunBudgets()
+    """Run caps: tokens, phases, minor issues, wall time."""
+    tier: TierBudgets = TierBudgets()
+    """Tier caps, relative to the tier's phase count."""
+    phase: PhaseBudgets = PhaseBudgets()
+    """Phase caps: attempts, tokens, wall time."""
+
+
+class DebtCleanup(_Model):
+    """The debt_cleanup phase a run may insert for aged minor issues."""
+
+    enabled: bool = True
+    """Insert a debt_cleanup phase when aged issues exist."""
+    token_cap: Positive = 100_000
+    """Token cap of that phase."""
+    max_issues: Positive = 5
+    """Aged issues one cleanup phase takes on."""
+
+
+class Aging(_Model):
+    """When a recurring minor issue starts counting as major."""
+
+    minor_to_major_after_runs: Positive = 3
+    """A minor issue seen in more runs than this counts as major."""
+    minor_to_major_after_tiers: Positive = 2
+    """A minor issue seen in more tiers than this counts as major."""
+    debt_cleanup: DebtCleanup = DebtCleanup()
+    """The debt_cleanup phase."""
+
+
+_K = TypeVar("_K")
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _merge(defaults: dict[_K, _M], given: dict[_K, _M]) -> dict[_K, _M]:
+    """`given` over `defaults`, field by field: a key set in the file wins, the rest is kept."""
+    merged = dict(defaults)
+    for key, value in given.items():
+        base = merged.get(key)
+        explicit = {name: getattr(value, name) for name in value.model_fields_set}
+        merged[key] = value if base is None else base.model_copy(update=explicit)
+    return merged
+
+
+class CategoryRule(_Model):
+    """Classifies a phase that names no category: any keyword or path glob matches."""
+
+    category: TaskCategory
+    """The task_category given on a match."""
+    keywords: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = ()
+    """Words or phrases (case-insensitive, plural allowed) looked for in title and description."""
+    paths: tuple[Glob, ...] = ()
+    """Path globs (gitignore-like) matched against the paths a phase names."""
+
+
+class CategoryOverride(_Model):
+    """Per-category settings; unset fields keep the playbook's value."""
+
+    complexity: Complexity | None = None
+    """Complexity given to phases of this category."""
+    builder_mode: BuilderMode | None = None
+    """Builder mode for phases of this category."""
+    ci_profile: CIProfile | None = None
+    """CI profile for phases of this category."""
+    auditor_profile: AuditorProfile | None = None
+    """Auditor profile used when the auditor reviews such a phase."""
+    max_builder_attempts: Positive | None = None
+    """Builder attempts for such a phase (instead of budgets.phase.max_builder_attempts)."""
+    auto_apply: bool | None = None
+    """False: a debt_cleanup patch for this category is never applied automatically."""
+
+
+def _kw(category: TaskCategory, *keywords: str, paths: Sequence[str] = ()) -> CategoryRule:
+    return CategoryRule(category=category, keywords=keywords, paths=tuple(paths))
+
+
+DEFAULT_CATEGORY_RULES: tuple[CategoryRule, ...] = (
+    _kw(TaskCategory.SECURITY_AUTH, "auth", "authentication", "authorization", "login", "logout",
+        "token", "permission", "password", "oauth", "credential", "csrf", "jwt", "sso"),
+    _kw(TaskCategory.SCHEMA_CHANGE, "migration", "schema", "alembic", "api contract",
+        paths=("**/migrations/**", "*.sql", "*.proto")),
+    _kw(TaskCategory.CROSS_CUTTING_REFACTOR, "rename across", "across the codebase",
+        "codebase-wide", "cross-cutting"),
+    _kw(TaskCategory.BULK_OPERATION, "bulk", "every file", "all files", "mass rename"),
+    _kw(TaskCategory.INDEX_REGISTRY_MAINTENANCE, "registry", "index", "mapping"),
+    _kw(TaskCategory.REFACTOR, "refactor", "refactoring", "restructure", "rename"),
+    _kw(TaskCategory.BUGFIX, "fix", "fixed", "bug", "crash", "regression", "broken"),
+    _kw(TaskCategory.DOCS, "docs", "documentation", "readme", "changelog", "docstring",
+        paths=("docs/**", "*.md", "*.rst")),
+    _kw(TaskCategory.TESTS, "test", "testing", "coverage", "pytest",
+        paths=("tests/**", "test_*.py", "*_test.py", "*_test.go", "*.spec.*", "*.test.*")),
+)  # fmt: skip
+
+
+def _high_risk_overrides() -> dict[TaskCategory, CategoryOverride]:
+    return {
+        category: CategoryOverride(
+            complexity=row.complexity,
+            builder_mode=row.builder_mode,
+            ci_profile=row.ci_profile,
+            auditor_profile=row.auditor_profile,
+            max_builder_attempts=row.max_builder_attempts,
+            auto_apply=row.auto_apply,
+        )
+        for category, row in HIGH_RISK.items()
+    }
+
+
+class Categories(_Model):
+    """How phases get a task_category, and what each category changes."""
+
+    rules: tuple[CategoryRule, ...] = DEFAULT_CATEGORY_RULES
+    """First match wins (title first, then paths, then description); none: feature."""
+    overrides: dict[TaskCategory, CategoryOverride] = Field(default_factory=_high_risk_overrides)
+    """Per task_category; merged field by field over the playbook's high-risk table."""
+
+    @field_validator("overrides", mode="after")
+    @classmethod
+    def _merge_high_risk(
+        cls, value: dict[TaskCategory, CategoryOverride]
+    ) -> dict[TaskCategory, CategoryOverride]:
+        return dict(sorted(_merge(_high_risk_overrides(), value).items()))
+
+    def override_for(self, category: TaskCategory) -> CategoryOverride:
+        """The settings in force for `category` (all None when nothing is configured)."""
+        return self.overrides.get(category, CategoryOverride())
+
+
+class OnNoCI(StrEnum):
+    """What a phase's CI result is when no check run starts before the timeout."""
+
+    PASS_WITH_MAJOR = "pass_with_major"  # noqa: S105 (not a password)
+    FAIL = "fail"
+
+
+class CIProfileRules(_Model):
+    """What one CI profile requires."""
+
+    required: Literal["changed", "all"] | tuple[Glob, ...] = "changed"
+    """`changed`: checks that ran on the pushed commit; `all`: every check seen on the default
+    branch head too; or a list of check-name globs that must exist and pass."""
+    max_reruns: Annotated[int, Field(ge=0, le=5)] = 1
+    """Re-runs a failed check gets; one that then passes is a flake (a minor issue)."""
+    on_no_ci: OnNoCI = OnNoCI.PASS_WITH_MAJOR
+    """No check run within ci.start_timeout_minutes: pass with a major issue, or fail."""
+
+    @field_validator("required", mode="before")
+    @classmethod
+    def _check_required(cls, value: object) -> object:
+        # One clear message instead of one error per member of the union.
+        if value in ("changed", "all"):
+            return value
+        if isinstance(value, list | tuple) and value and all(_is_glob(item) for item in value):
+            return tuple(value)
+        raise ValueError("must be 'changed', 'all' or a non-empty list of check-name globs")
+
+
+def _is_glob(item: object) -> bool:
+    return isinstance(item, str) and 0 < len(item) <= 200 and bool(item.strip("/"))
+
+
+def _default_ci_profiles() -> dict[CIProfile, CIProfileRules]:
+    return {
+        CIProfile.NORMAL: CIProfileRules(),
+        CIProfile.STRICT: CIProfileRules(required="all", max_reruns=2, on_no_ci=OnNoCI.FAIL),
+    }
+
+
+class CISettings(_Model):
+    """How the repository's CI is read."""
+
+    start_timeout_minutes: Positive = 10
+    """Minutes to wait for the first check run on a pushed commit."""
+    finish_timeout_minutes: Positive = 60
+    """Minutes to wait for every required check to finish."""
+    ignore_checks: tuple[Glob, ...] = ()
+    """Check names (globs) never counted. Autopack's own check run is always ignored."""
+    profiles: dict[CIProfile, CIProfileRules] = Field(default_factory=_default_ci_profiles)
+    """The normal and strict profiles; a profile left out keeps its default."""
+
+    @field_validator("profiles", mode="after")
+    @classmethod
+    def _fill_profiles(
+        cls, value: dict[CIProfile, CIProfileRules]
+    ) -> dict[CIProfile, CIProfileRules]:
+        return _merge(_default_ci_profiles(), value)
+
+
+class ModeLimits(_Model):
+    """Size limits of one builder mode's change."""
+
+    max_files: Positive = 30
+    """Files one attempt may change (default per mode: see docs/ruleset.md)."""
+    max_lines: Positive = 3000
+    """Lines (added + removed) one attempt may change (default per mode)."""
+
+
+def _default_modes() -> dict[BuilderMode, ModeLimits]:
+    return {
+        BuilderMode(mode): ModeLimits(max_files=files, max_lines=lines)
+        for mode, (files, lines) in MODE_LIMITS.items()
+    }
+
+
+class GateSettings(_Model):
+    """What the gate lets a builder's change do."""
+
+    protected_paths: tuple[Glob, ...] = ()
+    """Extra protected globs; .github/workflows/**, .git/** and .autonomous_runs/** always are."""
+    allow_workflow_changes: bool = False
+    """Let phases change .github/workflows/** (the App then needs the workflows permission)."""
+    allow_binary: bool = False
+    """Let phases add or change binary files."""
+    max_file_bytes: Positive = 1024 * 1024
+    """Largest file a phase may write."""
+    modes: dict[BuilderMode, ModeLimits] = Field(default_factory=_default_modes)
+    """Per builder mode limits; a mode left out keeps its default."""
+
+    @field_validator("modes", mode="after")
+    @classmethod
+    def _fill_modes(cls, value: dict[BuilderMode, ModeLimits]) -> dict[BuilderMode, ModeLimits]:
+        return _merge(_default_modes(), value)
+
+    def policy_for(self, mode: BuilderMode) -> GatePolicy:
+        """The gate policy for a phase in `mode`."""
+        limits = self.modes[mode]
+        return GatePolicy.for_mode(
+            mode.value,
+            max_files=limits.max_files,
+            max_lines=limits.max_lines,
+            protected_globs=self.protected_paths,
+            allow_workflow_changes=self.allow_workflow_changes,
+            allow_binary=self.allow_binary,
+            max_file_bytes=self.max_file_bytes,
+        )
+
+
+class Probe(_Model):
+    """A local check run in the workspace after the builder (only if the operator allows)."""
+
+    name: Name
+    """Shown in reports and used in issue keys."""
+    command: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
+    """argv, run without a shell."""
+
+
+class Artefacts(_Model):
+    """Where run artefacts go besides AUTOPACK_DATA_DIR."""
+
+    commit: bool = True
+    """Commit .autonomous_runs/<run>/ on the integration branch."""
+
+
+class Ruleset(_Model):
+    """`.github/autopack.yml`: every key is optional."""
+
+    version: Literal[1] = 1
+    """Format version."""
+    run_scope: RunScope = RunScope.MULTI_TIER
+    """multi_tier: one run does every tier; single_tier: one tier per `autopack:run` label."""
+    safety_profile: SafetyProfile = SafetyProfile.NORMAL
+    """safety_critical: strict CI, tighter issue tolerance, majors fail the run."""
+    builder: Name = "default"
+    """Name of an operator builder profile (AUTOPACK_CONFIG [builders])."""
+    auditor: Name | None = None
+    """Name of an operator auditor profile; null: no auditor."""
+    budgets: Budgets = Budgets()
+    """Token, attempt, CI and time budgets."""
+    aging: Aging = Aging()
+    """Issue aging thresholds and debt cleanup."""
+    categories: Categories = Categories()
+    """Task category rules and per-category overrides."""
+    ci: CISettings = CISettings()
+    """CI timeouts and profiles."""
+    gate: GateSettings = GateSettings()
+    """Gate limits and protected paths."""
+    probes: tuple[Probe, ...] = Field(default=(), max_length=20)
+    """Local probes; run only if the operator allows probes."""
+    artefacts: Artefacts = Artefacts()
+    """Run artefacts."""
+
+
+def classify(
+    title: str,
+    description: str,
+    paths: Iterable[str] = (),
+    rules: Sequence[CategoryRule] = DEFAULT_CATEGORY_RULES,
+) -> TaskCategory:
+    """The task_category of a phase: rules in order on the title, then paths, then description."""
+    wanted = tuple(paths)
+    for rule in rules:
+        if _mentions(title, rule.keywords):
+            return rule.category
+    for rule in rules:
+        if any(glob_match(glob, path) for glob in rule.paths for path in wanted):
+            return rule.category
+    for rule in rules:
+        if _mentions(description, rule.keywords):
+            return rule.category
+    return TaskCategory.FEATURE
+
+
+def _mentions(text: str, keywords: Iterable[str]) -> bool:
+    return any(_keyword_pattern(keyword).search(text) for keyword in keywords)
+
+
+@functools.lru_cache(maxsize=1024)
+def _keyword_pattern(keyword: str) -> re.Pattern[str]:
+    words = r"[\s_-]+".join(re.escape(word) for word in keyword.split())
+    return re.compile(rf"(?<!\w){words}(?:e?s)?(?!\w)", re.IGNORECASE)
+
+
+def schema_json() -> str:
+    """The ruleset's JSON Schema as written to docs/autopack.schema.json."""
+    schema = Ruleset.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+class RulesetError(ValueError):
+    """An invalid ruleset; `str()` is one line naming the file and the line."""
+
+    def __init__(self, path: str, line: int | None, column: int | None, message: str) -> None:
+        self.path, self.line, self.column = path, line, column
+        self.message = " ".join(message.split())
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f" line {self.line}" if self.line is not None else ""
+        return f"`{self.path}`{where}: {self.message}"
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe loading that refuses anchors, aliases and deep nesting while composing."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.MarkedYAMLError(
+                problem="anchors and aliases (&name, *name) are not allowed",
+                problem_mark=event.start_mark,
+            )
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.MarkedYAMLError(
+                    problem=f"nested deeper than {MAX_DEPTH} levels", problem_mark=event.start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def load_ruleset(text: str | bytes | None, path: str = RULESET_PATH) -> Ruleset:
+    """Validate the ruleset file's content (None: the file is absent, so all defaults)."""
+    if text is None:
+        return Ruleset()
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if len(raw) > MAX_RULESET_BYTES:
+        raise RulesetError(path, None, None, f"larger than {MAX_RULESET_BYTES} bytes")
+    try:
+        source = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RulesetError(path, None, None, f"not UTF-8 text (byte {exc.start})") from None
+    try:
+        loader = _NoAliasLoader(source)
+    except yaml.reader.ReaderError as exc:
+        line = source.count("\n", 0, exc.position) + 1
+        message = f"invalid YAML: character #x{exc.character:04x} is not allowed"
+        raise RulesetError(path, line, None, message) from None
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return Ruleset()  # empty or only comments
+        _check_keys(root)
+        data = loader.construct_document(root)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = f"invalid YAML: {exc.problem or exc.context or 'syntax error'}"
+        raise _at(path, mark, message) from None
+    except yaml.YAMLError as exc:
+        raise RulesetError(path, None, None, f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise RulesetError(path, None, None, "invalid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+    if data is None:
+        return Ruleset()  # an explicitly empty document ("---")
+    if not isinstance(data, dict):
+        raise _at(path, root.start_mark, "the top level must be a mapping of keys to values")
+    try:
+        return Ruleset.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(path, root, exc.errors()[0]) from None
+
+
+def _check_keys(node: yaml.Node) -> None:
+    """Refuse duplicate, merge and non-string keys: YAML would silently keep the last one."""
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_keys(item)
+    elif isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag != "tag:yaml.org,2002:str":
+                problem = "keys must be plain strings (quote it)"
+                if key.tag == "tag:yaml.org,2002:merge":
+                    problem = "merge keys (<<) are not allowed"
+                raise yaml.MarkedYAMLError(problem=problem, problem_mark=key.start_mark)
+            if key.value in seen:
+                raise yaml.MarkedYAMLError(
+                    problem=f"duplicate key {key.value!r}", problem_mark=key.start_mark
+                )
+            seen.add(key.value)
+            _check_keys(value)
+
+
+def _validation_error(path: str, root: yaml.Node, error: ErrorDetails) -> RulesetError:
+    loc = error["loc"]
+    node, shown = _locate(root, loc)
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        message = f"missing required key {loc[-1]!r}"
+    elif error["type"] == "extra_forbidden":
+        message = f"unknown key {loc[-1]!r}{_suggest(str(loc[-1]), _field_names(loc[:-1]))}"
+    elif error["type"] == "enum" and isinstance(error.get("input"), str):
+        expected = re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", "")))
+        message += _suggest(error["input"], expected)
+    dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in shown).lstrip(".")
+    return _at(path, node.start_mark, f"{dotted}: {message}" if dotted else message)
+
+
+def _locate(root: yaml.Node, loc: Sequence[int | str]) -> tuple[yaml.Node, list[int | str]]:
+    """The node to point at for an error location (the key, for mapping entries)."""
+    node, marked = root, root
+    shown: list[int | str] = []
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            entry = next(((k, v) for k, v in node.value if k.value == part), None)
+            if entry is None:
+                continue  # a pydantic-internal step: a union member or "[key]"
+            marked, node = entry
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                continue
+            marked = node = node.value[part]
+        else:
+            continue
+        shown.append(part)
+    return marked, shown
+
+
+def _field_names(loc: Sequence[int | str]) -> list[str]:
+    model: type[BaseModel] = Ruleset
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is not None:
+            model = _model_in(field.annotation) or model
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _suggest(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _at(path: str, mark: Any, message: str) -> RulesetError:
+    line = mark.line + 1 if mark is not None else None
+    column = mark.column + 1 if mark is not None else None
+    return RulesetError(path, line, column, message)

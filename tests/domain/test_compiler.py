@@ -1,0 +1,181 @@
+"""The StrategyEngine: ruleset + plan + backlog → a frozen, serialisable strategy."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.domain.backlog import Backlog, BacklogEntry
+from app.domain.compiler import OperatorCaps, RunIdentity, compile_strategy
+from app.domain.issue_record import Severity
+from app.domain.plan import parse_plan, select_for_run
+from app.domain.ruleset import load_ruleset
+from app.domain.strategy import NoCIPolicy, Strategy
+from app.domain.taxonomy import (
+    AuditorProfile,
+    BuilderMode,
+    CIProfile,
+    Complexity,
+    RunScope,
+    TaskCategory,
+)
+
+ID = RunIdentity("run-1", "acme/widgets", 7, "autopack/issue-7-run-1")
+BODY = """
+Intro text.
+
+## Tier 1: groundwork
+- [ ] Add the settings module
+  Create settings.py with defaults.
+- [ ] Fix the login token refresh
+- [x] Already done
+
+## Tier 2: docs
+- [ ] Write the README section {category=docs complexity=low mode=tweak_light}
+"""
+
+
+def compile_(
+    yaml: str | None = None,
+    body: str = BODY,
+    backlog: Backlog | None = None,
+    caps: OperatorCaps | None = None,
+) -> Strategy:
+    ruleset = load_ruleset(yaml)
+    plan = parse_plan("Title", body)
+    selection = select_for_run(plan, ruleset.run_scope, ruleset.budgets.run.max_phases)
+    return compile_strategy(ruleset, selection, backlog or Backlog(), ID, caps)
+
+
+def test_defaults_follow_the_playbook() -> None:
+    strategy = compile_()
+    assert [p.phase_id for p in strategy.phases] == ["T1.P1", "T1.P2", "T2.P1"]  # done one dropped
+    settings_phase, login, readme = strategy.phases
+    assert settings_phase.task_category is TaskCategory.FEATURE
+    assert settings_phase.complexity is Complexity.MEDIUM
+    assert settings_phase.builder_mode is BuilderMode.SCAFFOLDING_HEAVY
+    assert settings_phase.ci_profile is CIProfile.NORMAL
+    assert settings_phase.max_builder_attempts == 3
+    assert settings_phase.max_auditor_attempts == 0  # no auditor configured
+    assert settings_phase.auto_apply
+    assert (settings_phase.gate.max_files, settings_phase.gate.max_lines) == (30, 3000)
+    # "login"/"token" make it security work: the high-risk row applies.
+    assert login.task_category is TaskCategory.SECURITY_AUTH
+    assert login.ci_profile is CIProfile.STRICT
+    assert login.auditor_profile is AuditorProfile.SECURITY_REVIEW
+    assert login.max_builder_attempts == 2
+    assert not login.auto_apply
+    # The plan's own slice wins over classification.
+    assert (readme.task_category, readme.complexity, readme.builder_mode) == (
+        TaskCategory.DOCS,
+        Complexity.LOW,
+        BuilderMode.TWEAK_LIGHT,
+    )
+    assert readme.max_builder_attempts == 2  # tweak_light
+    assert (readme.gate.max_files, readme.gate.max_lines) == (2, 200)
+    tier1, tier2 = strategy.tiers
+    assert tier2.phase_ids == ("T2.P1",)
+    assert tier1.phase_ids == ("T1.P1", "T1.P2")
+    assert tier1.token_cap == 3 * 2 * 250_000
+    assert tier1.ci_run_cap == 4
+    assert tier1.minor_tolerance == 4
+    assert tier1.major_tolerance is None
+    assert strategy.budget.token_cap == 5_000_000
+    assert strategy.budget.max_minor_issues == 9
+    assert strategy.budget.wall_seconds == 7200
+    assert strategy.ci.strict.on_no_ci is NoCIPolicy.FAIL
+    assert strategy.ci.normal.required == ("changed",)
+    assert strategy.branch == ID.branch
+
+
+def test_safety_critical_tightens_everything() -> None:
+    strategy = compile_("safety_profile: safety_critical\nauditor: reviewer\n")
+    assert all(p.ci_profile is CIProfile.STRICT for p in strategy.phases)
+    assert all(p.max_builder_attempts <= 2 for p in strategy.phases)
+    assert all(p.max_auditor_attempts == 1 for p in strategy.phases)
+    assert strategy.auditor_backend == "reviewer"
+    tier1 = strategy.tiers[0]
+    assert tier1.minor_tolerance == 2
+    assert tier1.major_tolerance == 0
+
+
+def test_operator_caps_lower_the_ruleset_never_raise() -> None:
+    caps = OperatorCaps(max_tokens_per_run=1000, max_run_minutes=30, auditor_available=False)
+    strategy = compile_(
+        "auditor: reviewer\nbudgets: {run: {token_cap: 9000000, wall_minutes: 600}}\n", caps=caps
+    )
+    assert strategy.budget.token_cap == 1000
+    assert strategy.budget.wall_seconds == 1800
+    assert strategy.auditor_backend is None
+
+
+def test_single_tier_scope_leaves_the_rest() -> None:
+    strategy = compile_("run_scope: single_tier\n")
+    assert strategy.run_scope is RunScope.SINGLE_TIER
+    assert [t.tier_id for t in strategy.tiers] == ["T1"]
+    assert strategy.remaining_tiers == ("T2",)
+
+
+def test_overrides_and_rules_from_the_ruleset() -> None:
+    yaml = """
+categories:
+  rules:
+    - {category: schema_change, keywords: [settings]}
+  overrides:
+    schema_change: {ci_profile: normal, max_builder_attempts: 1}
+gate: {modes: {schema_heavy: {max_files: 5, max_lines: 50}}}
+"""
+    first = compile_(yaml).phases[0]
+    assert first.task_category is TaskCategory.SCHEMA_CHANGE
+    assert first.ci_profile is CIProfile.NORMAL
+    assert first.max_builder_attempts == 1
+    assert first.builder_mode is BuilderMode.SCHEMA_HEAVY
+    assert (first.gate.max_files, first.gate.max_lines) == (5, 50)
+
+
+def aged(key: str, category: str) -> BacklogEntry:
+    return BacklogEntry(
+        key, category, Severity.MINOR, 5, 6, 9, "run-a", "run-e", "2026-11-01T00:00:00Z"
+    )
+
+
+def test_aged_issues_become_major_and_get_a_cleanup_phase() -> None:
+    backlog = Backlog((aged("lint:unused", "style"), aged("gate:x", "security_auth_change")))
+    strategy = compile_(backlog=backlog)
+    assert strategy.effective_severity == {"lint:unused": Severity.MAJOR, "gate:x": Severity.MAJOR}
+    debt = strategy.phase("T1.DEBT")
+    assert debt.is_debt_cleanup
+    assert set(debt.debt_issue_keys) == {"lint:unused", "gate:x"}
+    assert debt.incident_token_cap == 100_000
+    assert not debt.auto_apply  # one of them is a high-risk category
+    assert strategy.tier("T1").phase_ids[-1] == "T1.DEBT"
+    assert (
+        compile_("aging: {debt_cleanup: {enabled: false}}", backlog=backlog).phases[-1].phase_id
+        == "T2.P1"
+    )
+
+
+def test_no_checklist_is_one_phase() -> None:
+    strategy = compile_(body="Just do the thing with the database schema.")
+    assert len(strategy.phases) == 1
+    assert strategy.phases[0].task_category is TaskCategory.SCHEMA_CHANGE
+
+
+ITEM = st.text(alphabet=st.characters(categories=["L", "N", "Zs"]), min_size=1, max_size=30)
+
+
+@settings(max_examples=60)
+@given(
+    st.lists(st.lists(ITEM, min_size=1, max_size=4), min_size=1, max_size=4),
+    st.sampled_from([None, "run_scope: single_tier", "safety_profile: safety_critical"]),
+)
+def test_deterministic_and_round_trips(tiers: list[list[str]], yaml: str | None) -> None:
+    body = "\n".join(
+        f"## Tier {n}\n" + "\n".join(f"- [ ] {item.strip() or 'x'}" for item in items)
+        for n, items in enumerate(tiers, 1)
+    )
+    strategy = compile_(yaml, body)
+    assert compile_(yaml, body) == strategy
+    assert Strategy.from_json(strategy.to_json()) == strategy
+    assert all(p.max_builder_attempts >= 1 for p in strategy.phases)
+    assert {p.tier_id for p in strategy.phases} == {t.tier_id for t in strategy.tiers}

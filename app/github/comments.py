@@ -1,0 +1,92 @@
+"""Issue comments: one per run, edited in place and found again by a hidden marker.
+
+The marker makes the create idempotent: a worker that crashed after creating the comment but
+before storing its id finds the comment on the next try instead of posting a second one.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import aclosing
+
+import gidgethub
+
+from app.github.repo import PER_PAGE, GitHubClient, is_status, repo_vars
+
+MAX_BODY = 65_536  # GitHub's limit for an issue comment body, in characters
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_TRUNCATED = "\n\n…\n\n**Truncated:** the full report is in the check run and the run artefacts."
+
+
+def run_marker(run_id: str) -> str:
+    """The hidden HTML comment that identifies a run's comment."""
+    if not _RUN_ID.match(run_id):
+        raise ValueError(f"{run_id!r} is not a safe run id")
+    return f"<!-- autopack:run:{run_id} -->"
+
+
+def cap_body(body: str, limit: int = MAX_BODY) -> str:
+    """`body` within GitHub's limit, saying so when cut."""
+    if len(body) <= limit:
+        return body
+    return body[: limit - len(_TRUNCATED)] + _TRUNCATED
+
+
+def _issue_vars(repo: str, issue: int) -> dict[str, object]:
+    return {**repo_vars(repo), "number": issue}
+
+
+async def find_run_comment(gh: GitHubClient, repo: str, issue: int, run_id: str) -> int | None:
+    """The id of the comment carrying this run's marker, if one exists (all pages)."""
+    marker = run_marker(run_id)
+    comments = gh.getiter(
+        "/repos/{owner}/{repo}/issues/{number}/comments{?per_page}",
+        {**_issue_vars(repo, issue), "per_page": PER_PAGE},
+    )
+    async with aclosing(comments):
+        async for comment in comments:
+            # The marker opens our comments; a person quoting one starts with "> ".
+            if str(comment.get("body") or "").startswith(marker):
+                return int(comment["id"])
+    return None
+
+
+async def _edit(gh: GitHubClient, repo: str, comment_id: int, body: str) -> bool:
+    """PATCH a comment; False when it no longer exists."""
+    try:
+        await gh.patch(
+            "/repos/{owner}/{repo}/issues/comments/{comment_id}",
+            {**repo_vars(repo), "comment_id": comment_id},
+            data={"body": body},
+        )
+    except gidgethub.HTTPException as exc:
+        if is_status(exc, 404):
+            return False
+        raise
+    return True
+
+
+async def upsert_run_comment(
+    gh: GitHubClient, repo: str, issue: int, run_id: str, body: str, comment_id: int | None
+) -> int:
+    """Create or edit the run's comment; return its id (store it for the next update)."""
+    full = cap_body(f"{run_marker(run_id)}\n{body}")
+    if comment_id is not None and await _edit(gh, repo, comment_id, full):
+        return comment_id
+    # No stored id, or someone deleted the comment: look before creating.
+    found = await find_run_comment(gh, repo, issue, run_id)
+    if found is not None and await _edit(gh, repo, found, full):
+        return found
+    return await post_comment(gh, repo, issue, full)
+
+
+async def post_comment(gh: GitHubClient, repo: str, issue: int, body: str) -> int:
+    """Post a one-off comment (a plan preview, a permission refusal); return its id."""
+    if not body.strip():
+        raise ValueError("GitHub refuses an empty comment")
+    created = await gh.post(
+        "/repos/{owner}/{repo}/issues/{number}/comments",
+        _issue_vars(repo, issue),
+        data={"body": cap_body(body)},
+    )
+    return int(created["id"])

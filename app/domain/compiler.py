@@ -19,6 +19,7 @@ from app.domain.strategy import (
     GateSettings,
     NoCIPolicy,
     PhaseStrategy,
+    ProbeCommand,
     RunBudget,
     Strategy,
     TierStrategy,
@@ -113,6 +114,7 @@ def compile_strategy(
         remaining_tiers=selection.remaining_tier_ids,
         plan_warnings=selection.plan_for_this_run.warnings,
         commit_artefacts=ruleset.artefacts.commit,
+        probes=tuple(ProbeCommand(probe.name, probe.command) for probe in ruleset.probes),
     )
 
 

@@ -122,6 +122,14 @@ class TierStrategy:
 
 
 @dataclass(frozen=True)
+class ProbeCommand:
+    """A probe the repository names; it runs only where the operator allows probes."""
+
+    name: str
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class RunBudget:
     """Run-wide caps; reaching one ends the run as DONE_FAILED_BUDGET_EXHAUSTED."""
 
@@ -152,6 +160,7 @@ class Strategy:
     remaining_tiers: tuple[str, ...] = ()
     plan_warnings: tuple[str, ...] = ()
     commit_artefacts: bool = True
+    probes: tuple[ProbeCommand, ...] = ()
 
     def phase(self, phase_id: str) -> PhaseStrategy:
         """One phase by id (KeyError if unknown)."""
@@ -202,6 +211,9 @@ class Strategy:
             remaining_tiers=tuple(data["remaining_tiers"]),
             plan_warnings=tuple(data["plan_warnings"]),
             commit_artefacts=data["commit_artefacts"],
+            probes=tuple(
+                ProbeCommand(item["name"], tuple(item["argv"])) for item in data.get("probes", ())
+            ),
         )
 
 

@@ -1,0 +1,333 @@
+"""The machine's steps: budgets, issue bookkeeping, starting and ending attempts and phases.
+
+Each step takes a run (whose `seq` already counts the event being applied) and returns the
+next run and the effects to carry out. Used only by `machine.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from app.domain.effects import (
+    BudgetsLeft,
+    CancelInFlight,
+    Effect,
+    Finish,
+    PushChange,
+    Report,
+    ResetWorkspace,
+    RunAuditor,
+    RunBuilder,
+    WriteArtefacts,
+)
+from app.domain.issue_record import Severity
+from app.domain.run_state import (
+    AuditReason,
+    Awaiting,
+    AwaitKind,
+    PhaseStatus,
+    RunState,
+    RunStatus,
+    TierStatus,
+    merge_marks,
+)
+from app.domain.strategy import PhaseStrategy, Strategy
+from app.domain.taxonomy import RunScope, SafetyProfile
+
+Result = tuple[RunState, tuple[Effect, ...]]
+
+
+def strategy_of(run: RunState) -> Strategy:
+    """The run's strategy (set from RUN_CREATED on)."""
+    if run.strategy is None:
+        raise ValueError("the run has no strategy yet")
+    return run.strategy
+
+
+# -- bookkeeping -------------------------------------------------------------------------------
+
+
+def add_tokens(run: RunState, phase_id: str, tokens: int) -> RunState:
+    """Count reported tokens on the phase, its tier and the run (even beyond a cap)."""
+    tokens = max(0, tokens)
+    strategy = strategy_of(run)
+    progress = run.phase_progress(phase_id)
+    tier = run.tier_progress(progress.tier_id)
+    tier = tier.evolve(tokens=tier.tokens + tokens)
+    if tier.tokens >= strategy.tier(tier.tier_id).token_cap:
+        tier = tier.evolve(token_cap_hit=True)
+    return (
+        run.with_phase(progress.evolve(tokens=progress.tokens + tokens))
+        .with_tier(tier)
+        .evolve(tokens=run.tokens + tokens)
+    )
+
+
+def record_issues(run: RunState, phase_id: str, marks: Iterable[tuple[str, Severity]]) -> RunState:
+    """Record issue keys on the phase and run (aging may raise a severity); update tier flags."""
+    strategy = strategy_of(run)
+    aged = [
+        (key, Severity.MAJOR if strategy.effective_severity.get(key) is Severity.MAJOR else sev)
+        for key, sev in marks
+    ]
+    if not aged:
+        return run
+    progress = run.phase_progress(phase_id)
+    run = run.with_phase(progress.evolve(issues=merge_marks(progress.issues, aged)))
+    run = run.evolve(issues=merge_marks(run.issues, aged))
+    tier_strategy = strategy.tier(progress.tier_id)
+    minors, majors = run.tier_issue_counts(progress.tier_id)
+    tier = run.tier_progress(progress.tier_id)
+    if minors > tier_strategy.minor_tolerance:
+        tier = tier.evolve(minor_cap_hit=True)
+    if tier_strategy.major_tolerance is not None and majors > tier_strategy.major_tolerance:
+        tier = tier.evolve(major_cap_hit=True)
+    return run.with_tier(tier)
+
+
+def over_minor_limit(run: RunState) -> Result | None:
+    """End the run if it holds more distinct minor issues than the run budget allows."""
+    limit = strategy_of(run).budget.max_minor_issues
+    if run.minor_count <= limit:
+        return None
+    reason = f"The run has {run.minor_count} distinct minor issues, more than its cap of {limit}."
+    return finish(run, RunStatus.DONE_FAILED_BUDGET_EXHAUSTED, reason)
+
+
+# -- the end -----------------------------------------------------------------------------------
+
+
+def finish(run: RunState, status: RunStatus, reason: str, *, cancel: bool = False) -> Result:
+    """Enter a terminal state: close open phases and tiers, write artefacts, report, finish."""
+    phases = tuple(
+        p.evolve(status=PhaseStatus.FAILED, failure_reason=p.failure_reason or reason)
+        if p.status is PhaseStatus.RUNNING
+        else p.evolve(status=PhaseStatus.SKIPPED)
+        if p.status is PhaseStatus.PENDING
+        else p
+        for p in run.phases
+    )
+    tiers = tuple(
+        t.evolve(status=TierStatus.FAILED)
+        if t.status is TierStatus.RUNNING
+        else t.evolve(status=TierStatus.SKIPPED)
+        if t.status is TierStatus.PENDING
+        else t
+        for t in run.tiers
+    )
+    run = run.evolve(
+        status=status,
+        phases=phases,
+        tiers=tiers,
+        awaiting=None,
+        artefacts_pending=False,
+        terminal_reason=reason,
+    )
+    branch = run.strategy.branch if run.strategy and run.strategy.commit_artefacts else None
+    effects: tuple[Effect, ...] = (CancelInFlight(),) if cancel else ()
+    return run, (
+        *effects,
+        WriteArtefacts(final=True, branch=branch),
+        Report(status, run.seq),
+        Finish(status, reason),
+    )
+
+
+def _end(run: RunState, effects: tuple[Effect, ...]) -> Result:
+    """No phase left: success if every tier completed, else a human has to look."""
+    unfinished = [t.tier_id for t in run.tiers if t.status is not TierStatus.COMPLETE]
+    if not unfinished:
+        done, more = finish(run, RunStatus.DONE_SUCCESS, f"All {len(run.tiers)} tier(s) completed.")
+    else:
+        reason = f"Tier(s) {', '.join(unfinished)} did not complete."
+        done, more = finish(run, RunStatus.DONE_FAILED_REQUIRES_HUMAN_REVIEW, reason)
+    return done, (*effects, *more)
+
+
+# -- phases ------------------------------------------------------------------------------------
+
+
+def next_phase(run: RunState, effects: tuple[Effect, ...]) -> Result:
+    """Start the next pending phase, or end the run when none is left."""
+    index = next((i for i, p in enumerate(run.phases) if p.status is PhaseStatus.PENDING), None)
+    if index is None:
+        return _end(run, effects)
+    progress = run.phases[index].evolve(status=PhaseStatus.RUNNING)
+    tier = run.tier_progress(progress.tier_id)
+    if tier.status is TierStatus.PENDING:
+        run = run.with_tier(tier.evolve(status=TierStatus.RUNNING))
+    run = run.with_phase(progress).evolve(phase_index=index, status=RunStatus.PHASE_EXECUTION)
+    run, started = _next_attempt(run, progress.phase_id, reset=False, reason=None)
+    if run.awaiting is not None and run.awaiting.phase_id == progress.phase_id:
+        # Report once per phase start (a phase that failed at once reports through the next).
+        started = (Report(RunStatus.PHASE_EXECUTION, run.seq), *started)
+    return run, (*effects, *started)
+
+
+def phase_green(run: RunState, phase_id: str) -> Result:
+    """The phase's snapshot exists: close it (and its tier if it was the last), then go on."""
+    progress = run.phase_progress(phase_id).evolve(status=PhaseStatus.GREEN)
+    run = run.with_phase(progress).evolve(awaiting=None)
+    tier_id = progress.tier_id
+    if all(p.status is PhaseStatus.GREEN for p in run.phases if p.tier_id == tier_id):
+        run = run.with_tier(run.tier_progress(tier_id).evolve(status=TierStatus.COMPLETE))
+        if strategy_of(run).safety_profile is SafetyProfile.SAFETY_CRITICAL:
+            _, majors = run.tier_issue_counts(tier_id)
+            if majors:
+                reason = (
+                    f"Tier {tier_id} ended with {majors} major issue(s) in a safety-critical run."
+                )
+                return finish(run, RunStatus.DONE_FAILED_REQUIRES_HUMAN_REVIEW, reason)
+    return next_phase(run, ())
+
+
+def fail_phase(run: RunState, phase_id: str, reason: str) -> Result:
+    """The phase failed: its tier fails and skips the rest; the run goes on if its scope allows."""
+    strategy = strategy_of(run)
+    progress = run.phase_progress(phase_id)
+    tier_id = progress.tier_id
+    phases = tuple(
+        p.evolve(status=PhaseStatus.FAILED, failure_reason=reason)
+        if p.phase_id == phase_id
+        else p.evolve(status=PhaseStatus.SKIPPED)
+        if p.tier_id == tier_id and p.status is PhaseStatus.PENDING
+        else p
+        for p in run.phases
+    )
+    run = run.evolve(phases=phases, awaiting=None)
+    run = run.with_tier(run.tier_progress(tier_id).evolve(status=TierStatus.FAILED))
+    if strategy.safety_profile is SafetyProfile.SAFETY_CRITICAL:
+        why = f"Tier {tier_id} failed in a safety-critical run: {reason}"
+        return finish(run, RunStatus.DONE_FAILED_REQUIRES_HUMAN_REVIEW, why)
+    if strategy.run_scope is RunScope.SINGLE_TIER:
+        why = f"Tier {tier_id} failed: {reason}"
+        return finish(run, RunStatus.DONE_FAILED_REQUIRES_HUMAN_REVIEW, why)
+    return next_phase(run, ())
+
+
+# -- attempts ----------------------------------------------------------------------------------
+
+
+def fail_attempt(
+    run: RunState,
+    phase_id: str,
+    feedback: str,
+    *,
+    pushed: bool,
+    reason: AuditReason | None = None,
+) -> Result:
+    """The attempt failed: retry the builder, escalate to the auditor, or fail the phase.
+
+    After a push the next attempt works on top of the pushed commit (no reset).
+    """
+    progress = run.phase_progress(phase_id).with_feedback(feedback)
+    run = run.with_phase(progress)
+    return _next_attempt(run, phase_id, reset=not pushed, reason=reason)
+
+
+def _next_attempt(
+    run: RunState, phase_id: str, *, reset: bool, reason: AuditReason | None
+) -> Result:
+    strategy = strategy_of(run)
+    phase = strategy.phase(phase_id)
+    progress = run.phase_progress(phase_id)
+    escalated = progress.auditor_attempts > 0
+    if not escalated and progress.builder_attempts < phase.max_builder_attempts:
+        return _start(run, phase, reset=reset, reason=None)
+    if strategy.auditor_backend and progress.auditor_attempts < phase.max_auditor_attempts:
+        return _start(run, phase, reset=reset, reason=reason or AuditReason.BUILDER_FAILURES)
+    who = "auditor" if escalated else "builder"
+    why = f"phase {phase_id} failed after {progress.attempts} attempt(s) ({who} attempts used up)"
+    return fail_phase(run, phase_id, why)
+
+
+def _tokens_left(run: RunState, phase: PhaseStrategy) -> tuple[int, Result | None]:
+    """Tokens the next attempt may spend, or the step that ends things because a cap is reached."""
+    strategy = strategy_of(run)
+    run_left = strategy.budget.token_cap - run.tokens
+    if run_left <= 0:
+        reason = f"The run reached its token cap of {strategy.budget.token_cap}."
+        return 0, finish(run, RunStatus.DONE_FAILED_BUDGET_EXHAUSTED, reason)
+    tier = run.tier_progress(phase.tier_id)
+    tier_cap = strategy.tier(phase.tier_id).token_cap
+    tier_left = tier_cap - tier.tokens
+    if tier_left <= 0:
+        run = run.with_tier(tier.evolve(token_cap_hit=True))
+        return 0, fail_phase(run, phase.phase_id, f"tier {phase.tier_id} reached its token cap")
+    phase_left = phase.incident_token_cap - run.phase_progress(phase.phase_id).tokens
+    if phase_left <= 0:
+        return 0, fail_phase(run, phase.phase_id, "the phase reached its incident token cap")
+    return min(run_left, tier_left, phase_left), None
+
+
+def _budgets(run: RunState, phase: PhaseStrategy, tokens: int) -> BudgetsLeft:
+    progress = run.phase_progress(phase.phase_id)
+    auditor = phase.max_auditor_attempts if strategy_of(run).auditor_backend else 0
+    return BudgetsLeft(
+        tokens=tokens,
+        builder_attempts=max(0, phase.max_builder_attempts - progress.builder_attempts),
+        auditor_attempts=max(0, auditor - progress.auditor_attempts),
+        seconds=phase.wall_seconds,
+    )
+
+
+def _start(
+    run: RunState, phase: PhaseStrategy, *, reset: bool, reason: AuditReason | None
+) -> Result:
+    """Start a builder attempt (reason None) or an auditor escalation, if the budget allows."""
+    tokens, stop = _tokens_left(run, phase)
+    if stop is not None:
+        return stop
+    progress = run.phase_progress(phase.phase_id)
+    attempt = progress.attempts + 1
+    if reason is None:
+        progress = progress.evolve(builder_attempts=progress.builder_attempts + 1)
+        waiting = Awaiting(AwaitKind.BUILDER, phase.phase_id, attempt)
+    else:
+        progress = progress.evolve(auditor_attempts=progress.auditor_attempts + 1)
+        waiting = Awaiting(AwaitKind.AUDITOR, phase.phase_id, attempt, reason=reason)
+    run = run.with_phase(progress).evolve(status=RunStatus.PHASE_EXECUTION, awaiting=waiting)
+    budgets = _budgets(run, phase, tokens)
+    work: Effect
+    if reason is None:
+        work = RunBuilder(phase.phase_id, attempt, budgets, progress.feedback)
+    else:
+        work = RunAuditor(
+            phase.phase_id, attempt, phase.auditor_profile, reason, budgets, progress.feedback
+        )
+    reset_effects = (ResetWorkspace(phase.phase_id, attempt),) if reset else ()
+    return run, (*reset_effects, work)
+
+
+def start_review(run: RunState, phase_id: str, attempt: int) -> Result:
+    """Ask the auditor to review a gated builder change before it is pushed."""
+    strategy = strategy_of(run)
+    phase = strategy.phase(phase_id)
+    if not strategy.auditor_backend:
+        why = "the phase needs a review before push but no auditor is configured"
+        return fail_phase(run, phase_id, why)
+    tokens, stop = _tokens_left(run, phase)
+    if stop is not None:
+        return stop
+    run = run.evolve(
+        status=RunStatus.GATE,
+        awaiting=Awaiting(AwaitKind.REVIEW, phase_id, attempt, reason=AuditReason.PRE_PUSH_REVIEW),
+    )
+    feedback = run.phase_progress(phase_id).feedback
+    budgets = _budgets(run, phase, tokens)
+    reason = AuditReason.PRE_PUSH_REVIEW
+    return run, (RunAuditor(phase_id, attempt, phase.auditor_profile, reason, budgets, feedback),)
+
+
+def push(run: RunState, waiting: Awaiting) -> Result:
+    """Push the gated change of the awaited attempt to the integration branch."""
+    branch = strategy_of(run).branch
+    pushing = Awaiting(
+        AwaitKind.PUSH,
+        waiting.phase_id,
+        waiting.attempt,
+        auditor_patch=waiting.auditor_patch,
+        reason=None if waiting.kind is AwaitKind.REVIEW else waiting.reason,
+    )
+    run = run.evolve(status=RunStatus.GATE, awaiting=pushing)
+    return run, (PushChange(branch, waiting.phase_id, waiting.attempt, run.head_sha),)

@@ -12,13 +12,10 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import ConfigError, Settings, load_settings
-from app.engine.intake import router as intake_router
-from app.engine.worker import InboxWorker, router_dispatch
+from app.engine.service import running_engine
 from app.logs import configure_logging
 from app.store import migrate
-from app.store.db import create_engine, session_factory
-from app.store.inbox import Inbox
-from app.store.installations import Installations
+from app.store.db import create_engine
 from app.web.app import create_app
 
 log = logging.getLogger("autopack")
@@ -108,12 +105,9 @@ async def _check_schema(settings: Settings) -> None:
 
 async def _run_worker(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
-    sessions = session_factory(engine)
-    worker = InboxWorker(
-        Inbox(engine), router_dispatch(intake_router, Installations(sessions)), asyncio.Event()
-    )
     log.info("worker started")
     try:
-        await worker.run()
+        async with running_engine(settings, engine, asyncio.Event()):
+            await asyncio.Event().wait()
     finally:
         await engine.dispose()

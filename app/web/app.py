@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -11,12 +10,10 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.engine.intake import router as intake_router
-from app.engine.worker import InboxWorker, router_dispatch
-from app.store.db import create_engine, session_factory
+from app.engine.service import running_engine
+from app.store.db import create_engine
 from app.store.inbox import Inbox
 from app.store.inbox_writer import InboxWriter
-from app.store.installations import Installations
 from app.web import health, webhooks
 from app.web.keys import ENGINE, INBOX, INBOX_WAKE, INBOX_WRITER, SETTINGS
 
@@ -55,15 +52,8 @@ def _database(engine: AsyncEngine | None) -> Callable[[web.Application], AsyncIt
 
 
 async def _worker(app: web.Application) -> AsyncIterator[None]:
-    sessions = session_factory(app[ENGINE])
-    worker = InboxWorker(
-        app[INBOX], router_dispatch(intake_router, Installations(sessions)), app[INBOX_WAKE]
-    )
-    task = asyncio.create_task(worker.run(), name="autopack-inbox-worker")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with running_engine(app[SETTINGS], app[ENGINE], app[INBOX_WAKE]):
+        yield
 
 
 async def _announce(app: web.Application) -> None:

@@ -1,0 +1,236 @@
+"""Drives runs: claim one under a lease, feed its queued events to the machine, carry out the
+effects, queue their results, release it with its next timer. One worker holds a run at a time.
+
+Crash safety comes from the order of writes: a job's event is applied and the resulting state is
+saved together with the effects it asks for before the job is marked done; each effect's result
+is queued (de-duplicated by the effect's key) before the effect is struck off. A worker killed at
+any point leaves either a job to re-apply (the machine ignores a stale event) or an effect to
+carry out again (every effect is idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from app.domain.effects import Effect, RunAuditor, RunBuilder
+from app.domain.events import Event, event_from_json
+from app.domain.machine import advance
+from app.engine.envelope import Envelope
+from app.logs import fields
+from app.store.queue import Claim, Job, RunQueue
+from app.store.runs import EventKind, LeaseLost, NewEvent, RunRecord, RunStore
+
+log = logging.getLogger("autopack.driver")
+
+Clock = Callable[[], float]
+LONG_EFFECTS = (RunBuilder, RunAuditor)
+
+
+class Executor(Protocol):
+    """Carries out effects at the edge and notices time passing."""
+
+    async def execute(
+        self, record: RunRecord, env: Envelope, effect: Effect
+    ) -> tuple[Envelope, Event | None]:
+        """Carry out one effect; the new envelope (notes) and the result event, if any."""
+        ...
+
+    async def tick(
+        self, record: RunRecord, env: Envelope, now: float
+    ) -> tuple[Envelope, list[Event]]:
+        """Events that time alone produces now (timeouts, CI looked at again)."""
+        ...
+
+    def next_wake(self, env: Envelope, now: float) -> float | None:
+        """When the run next needs attention without a job (epoch seconds), if ever."""
+        ...
+
+
+def job_payload(event: Event) -> str:
+    """The queue payload carrying a machine event."""
+    return json.dumps({"event": event.to_json()})
+
+
+KICK = json.dumps({"kick": True})
+POLL = json.dumps({"poll": True})
+
+
+def _event_of(job: Job) -> Event | None:
+    data = json.loads(job.payload)
+    return event_from_json(data["event"]) if "event" in data else None
+
+
+def _is_cancel(job: Job) -> bool:
+    return '"Cancelled"' in job.payload
+
+
+@dataclass
+class _Held:
+    claim: Claim
+    record: RunRecord
+    env: Envelope
+
+
+class RunDriver:
+    """One worker's loop over runs."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        queue: RunQueue,
+        executor: Executor,
+        *,
+        owner: str,
+        lease: timedelta = timedelta(seconds=60),
+        clock: Clock | None = None,
+        cancel_poll_seconds: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.executor = executor
+        self.owner = owner
+        self.lease = lease
+        self.clock = clock or (lambda: datetime.now(UTC).timestamp())
+        self.cancel_poll_seconds = cancel_poll_seconds
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    async def step(self) -> bool:
+        """Claim one run and drive it as far as it goes now; False when nothing was claimable."""
+        claim = await self.queue.claim(self.owner, self.lease, self._now())
+        if claim is None:
+            return False
+        held = _Held(claim, claim.run, Envelope.loads(claim.run.state))
+        try:
+            await self._drive(held)
+        except LeaseLost:
+            log.warning("lost the lease on a run", extra=fields(run=claim.run_id))
+            return True
+        wake = self.executor.next_wake(held.env, self.clock())
+        await self.queue.release(
+            held.claim, None if wake is None else datetime.fromtimestamp(wake, UTC)
+        )
+        return True
+
+    async def drain(self) -> int:
+        """Step until no run is claimable; returns how many steps ran."""
+        steps = 0
+        while await self.step():
+            steps += 1
+        return steps
+
+    async def _drive(self, held: _Held) -> None:
+        await self._carry_out(held)
+        held.env, timed = await self.executor.tick(held.record, held.env, self.clock())
+        for event in timed:
+            await self.queue.enqueue(held.claim.run_id, job_payload(event), now=self._now())
+        while jobs := await self.queue.pending(held.claim.run_id):
+            due = [job for job in jobs if job.available_at <= self._now()]
+            if not due:
+                break
+            for job in due:
+                await self._apply(held, job)
+                await self._carry_out(held)
+            if held.env.state.status.is_terminal and not held.env.pending:
+                break
+
+    async def _apply(self, held: _Held, job: Job) -> None:
+        event = _event_of(job)
+        items: list[NewEvent] = []
+        if event is not None:
+            before = held.env.state
+            after, effects = advance(before, event)
+            items.append(
+                NewEvent(EventKind.EVENT, type(event).__name__, json.dumps(event.to_json()))
+            )
+            if after is not before:
+                if after.status is not before.status:
+                    items.append(
+                        NewEvent(EventKind.TRANSITION, f"{before.status} -> {after.status}")
+                    )
+                held.env = held.env.evolve(state=after, pending=(*held.env.pending, *effects))
+                items.extend(
+                    NewEvent(EventKind.EFFECT, type(e).__name__, json.dumps(e.to_json()))
+                    for e in effects
+                )
+            else:
+                items.append(NewEvent(EventKind.NOTE, "ignored", json.dumps({"job": job.id})))
+        elif json.loads(job.payload).get("poll"):
+            held.env, timed = await self.executor.tick(held.record, held.env, self.clock())
+            for result in timed:
+                await self.queue.enqueue(held.claim.run_id, job_payload(result), now=self._now())
+        await self._save(held, items)
+        await self.queue.complete(held.claim, [job.id], self._now())
+
+    async def _carry_out(self, held: _Held) -> None:
+        while held.env.pending:
+            effect = held.env.pending[0]
+            if isinstance(effect, LONG_EFFECTS):
+                outcome = await self._interruptible(held, effect)
+                if outcome is None:  # cancelled: the Cancelled job decides what follows
+                    held.env = held.env.evolve(pending=())
+                    await self._save(held, [NewEvent(EventKind.NOTE, "interrupted")])
+                    return
+                env, result = outcome
+            else:
+                env, result = await self.executor.execute(held.record, held.env, effect)
+            if result is not None:
+                await self.queue.enqueue(
+                    held.claim.run_id, job_payload(result), dedupe_key=effect.key, now=self._now()
+                )
+            held.env = env.evolve(pending=held.env.pending[1:])
+            await self._save(held, [])
+            log.info(
+                "effect done",
+                extra=fields(run=held.claim.run_id, effect=effect.key, result=_name(result)),
+            )
+
+    async def _interruptible(
+        self, held: _Held, effect: Effect
+    ) -> tuple[Envelope, Event | None] | None:
+        """Run a long effect, renewing the lease and stopping it if a cancel arrives."""
+        task = asyncio.create_task(self.executor.execute(held.record, held.env, effect))
+        renew_every = self.lease.total_seconds() / 3
+        last_renew = self.clock()
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self.cancel_poll_seconds)
+                if done:
+                    return task.result()
+                if any(_is_cancel(job) for job in await self.queue.pending(held.claim.run_id)):
+                    log.info("cancel arrived: stopping", extra=fields(run=held.claim.run_id))
+                    return None
+                if self.clock() - last_renew >= renew_every:
+                    held.claim = await self.queue.renew(held.claim, self.lease, self._now())
+                    last_renew = self.clock()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _save(self, held: _Held, items: list[NewEvent]) -> None:
+        state = held.env.state
+        held.record = await self.store.save(
+            held.claim.run_id,
+            state.status.value,
+            held.env.dumps(),
+            state.status.is_terminal and not held.env.pending,
+            held.record.version,
+            self.owner,
+            self._now(),
+        )
+        if items:
+            await self.store.append_events(held.claim.run_id, items, self._now())
+
+
+def _name(event: Event | None) -> str | None:
+    return None if event is None else type(event).__name__

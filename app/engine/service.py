@@ -1,0 +1,108 @@
+"""The worker side of the service, assembled: inbox processing and run driving, as tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from app.engine.driver import RunDriver
+from app.engine.executor import EngineExecutor
+from app.engine.intake import router as installation_router
+from app.engine.run_intake import RunIntake
+from app.engine.worker import Dispatch, InboxWorker, router_dispatch
+from app.github.client import GitHubApp
+from app.store.db import session_factory
+from app.store.inbox import Inbox, InboxDelivery
+from app.store.installations import Installations
+from app.store.queue import RunQueue
+from app.store.runs import RunStore
+
+log = logging.getLogger("autopack.service")
+IDLE_POLL_SECONDS = 1.0
+
+
+@dataclass
+class Engine:
+    """The running worker: its driver is exposed for tests and benchmarks."""
+
+    inbox_worker: InboxWorker
+    driver: RunDriver | None
+    run_wake: asyncio.Event
+
+
+def worker_name() -> str:
+    """This process's lease owner name."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextlib.asynccontextmanager
+async def running_engine(
+    settings: Settings, engine: AsyncEngine, inbox_wake: asyncio.Event
+) -> AsyncIterator[Engine]:
+    """Run the inbox worker and, when GitHub credentials are set, the run driver."""
+    installations = Installations(session_factory(engine))
+    dispatch = router_dispatch(installation_router, installations)
+    run_wake = asyncio.Event()
+    timeout = aiohttp.ClientTimeout(total=120, connect=10)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        driver = None
+        if settings.can_call_github:
+            assert settings.app_id is not None
+            assert settings.private_key is not None
+            app = GitHubApp(
+                session,
+                settings.github_api_url,
+                settings.app_id,
+                settings.private_key.get_secret_value(),
+            )
+            store, queue = RunStore(engine), RunQueue(engine)
+            intake = RunIntake(settings, app, store, queue)
+            driver = RunDriver(
+                store, queue, EngineExecutor(settings, app, session), owner=worker_name()
+            )
+            dispatch = _both(dispatch, intake, run_wake)
+        inbox_worker = InboxWorker(Inbox(engine), dispatch, inbox_wake)
+        tasks = [asyncio.create_task(inbox_worker.run(), name="autopack-inbox")]
+        if driver is not None:
+            tasks.append(asyncio.create_task(_drive(driver, run_wake), name="autopack-runs"))
+        try:
+            yield Engine(inbox_worker, driver, run_wake)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+def _both(installations: Dispatch, intake: RunIntake, run_wake: asyncio.Event) -> Dispatch:
+    async def dispatch(delivery: InboxDelivery) -> None:
+        await installations(delivery)
+        await intake.handle(delivery)
+        run_wake.set()
+
+    return dispatch
+
+
+async def _drive(driver: RunDriver, wake: asyncio.Event) -> None:
+    while True:
+        wake.clear()
+        try:
+            busy = await driver.step()
+        except Exception:
+            # One run's unexpected error must not stop every other run; its lease expires and
+            # the run is picked up again.
+            log.exception("driving a run failed")
+            busy = False
+        if not busy:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), IDLE_POLL_SECONDS)

@@ -1,0 +1,96 @@
+"""A whole Autopack (web + worker, real database) wired to the simulator, for run tests."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp.test_utils import TestServer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import BuilderProfile, OperatorConfig, Settings
+from app.engine.envelope import Envelope
+from app.store.runs import RunRecord, RunStore
+from app.web.app import create_app
+from tests.fakegithub.ci import CIScript
+from tests.fakegithub.scenario import FakeGitHub
+
+REPO = "acme/widgets"
+BUILDER = Path(__file__).parent / "scripts" / "phase_builder.py"
+FILES = {"README.md": "# widgets\n", "src/app.py": "print('hi')\n"}
+
+
+@dataclass
+class Harness:
+    sim: FakeGitHub
+    engine: AsyncEngine
+    settings: Settings
+    store: RunStore
+
+    async def start_run(self, body: str, title: str = "Build the thing") -> int:
+        number = await self.sim.open_issue(REPO, title, body, user="alice")
+        await self.sim.label_issue(REPO, number, "autopack:run", sender="alice")
+        return number
+
+    async def run_of(self, issue: int) -> RunRecord | None:
+        runs = await self.store.list_runs(repository=REPO)
+        mine = [run for run in runs if run.issue_number == issue]
+        return mine[0] if mine else None
+
+    async def finished(self, issue: int) -> tuple[RunRecord, Envelope]:
+        """Wait (bounded) until the issue's run is terminal with every effect carried out."""
+        async with asyncio.timeout(60):
+            while True:
+                run = await self.run_of(issue)
+                if run is not None and run.terminal:
+                    await self.sim.idle()
+                    return run, Envelope.loads(run.state)
+                await asyncio.sleep(0.05)
+
+
+def ruleset(extra: str = "") -> str:
+    return "builder: default\nci: {start_timeout_minutes: 1}\n" + extra
+
+
+@asynccontextmanager
+async def autopack(
+    sim: FakeGitHub,
+    engine: AsyncEngine,
+    data_dir: Path,
+    *,
+    ci: CIScript | None = None,
+    ruleset_text: str | None = None,
+    builder_env: dict[str, str] | None = None,
+) -> AsyncIterator[Harness]:
+    inst = sim.install("acme")
+    files = dict(FILES)
+    files[".github/autopack.yml"] = ruleset_text if ruleset_text is not None else ruleset()
+    sim.create_repo(REPO, files, installation=inst, ci=ci if ci is not None else CIScript.pass_())
+    sim.set_permission(REPO, "alice", "write")
+    sim.set_permission(REPO, "mallory", "read")
+    profile = BuilderProfile(
+        backend="command",
+        command=[sys.executable, str(BUILDER)],
+        timeout_seconds=120,
+        env=builder_env or {},
+    )
+    settings = Settings(
+        app_id=sim.app.id,
+        private_key=sim.app.private_key_pem,  # type: ignore[arg-type]
+        webhook_secret=sim.app.webhook_secret,  # type: ignore[arg-type]
+        github_api_url=sim.url,
+        data_dir=data_dir,
+        operator=OperatorConfig(builders={"default": profile}, auditors={"reviewer": profile}),
+    )
+    server = TestServer(create_app(settings, engine=engine), host="127.0.0.1")
+    await server.start_server()
+    sim.webhook_url = str(server.make_url("/api/github/webhooks"))
+    try:
+        yield Harness(sim, engine, settings, RunStore(engine))
+    finally:
+        sim.webhook_url = None
+        await server.close()

@@ -123,6 +123,8 @@ class Settings(BaseModel):
     api_token: SecretStr | None = None
     port: int = 8000
     log_format: Literal["auto", "json", "text"] = "auto"
+    # How often a run waiting for CI looks at its check runs when no webhook came.
+    ci_poll_seconds: float = 30.0
     operator: OperatorConfig = Field(default_factory=OperatorConfig)
 
     @property
@@ -159,6 +161,9 @@ def load_settings(
         "api_token": get("AUTOPACK_API_TOKEN"),
         "port": _parse_port(get("PORT")),
         "log_format": _parse_choice("AUTOPACK_LOG_FORMAT", get("AUTOPACK_LOG_FORMAT") or "auto"),
+        "ci_poll_seconds": _parse_seconds(
+            "AUTOPACK_CI_POLL_SECONDS", get("AUTOPACK_CI_POLL_SECONDS")
+        ),
     }
     config_path = get("AUTOPACK_CONFIG")
     if config_path is not None:
@@ -209,6 +214,18 @@ def _parse_port(value: str | None) -> int:
     if not value.strip().isdigit() or not 0 < int(value) < 65536:
         raise ConfigError(f"PORT: must be a TCP port number between 1 and 65535, got {value!r}")
     return int(value)
+
+
+def _parse_seconds(name: str, value: str | None) -> float:
+    if value is None:
+        return 30.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0.1 <= seconds <= 3600:
+        raise ConfigError(f"{name}: must be a number of seconds from 0.1 to 3600, got {value!r}")
+    return seconds
 
 
 def _parse_api_url(value: str) -> str:

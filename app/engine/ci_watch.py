@@ -22,9 +22,6 @@ from app.github.repo import check_runs_for, rerequest_suite
 if TYPE_CHECKING:
     from app.engine.executor import RunContext
 
-# While waiting for CI, look again at least this often in case a webhook was lost.
-POLL_SECONDS = 30.0
-
 
 class CIWatcher:
     """Timeouts of runs and phases, and the CI verdict on the awaited commit."""
@@ -143,6 +140,6 @@ class CIWatcher:
             times.append(memo.phase_started_at + strategy.phase(waiting.phase_id).wall_seconds + 1)
         if memo.ci is not None and waiting is not None and waiting.kind is AwaitKind.CI:
             times.append(memo.ci.since + strategy.ci.start_timeout_seconds + 1)
-            times.append(now + POLL_SECONDS)
+            times.append(now + self.settings.ci_poll_seconds)
         future = [t for t in times if t > now]
         return min(future) if future else (now + 1 if times else None)

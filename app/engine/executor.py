@@ -186,6 +186,9 @@ class EngineExecutor:
                 await asyncio.to_thread(ctx.workspace.reset)
                 return env, None
             case WaitForCI():
+                current = env.memo.ci
+                if current and (current.sha, current.rerun) == (effect.sha, effect.rerun):
+                    return env, None  # RerunCI already set up this wait (and what to ignore)
                 watch = CIWatch(effect.sha, effect.phase_id, effect.rerun, self.clock())
                 return env.note(ci=watch), None
             case RerunCI():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,21 @@ class Harness:
         number = await self.sim.open_issue(REPO, title, body, user="alice")
         await self.sim.label_issue(REPO, number, "autopack:run", sender="alice")
         return number
+
+    async def until(self, predicate: Callable[[], Awaitable[bool]]) -> None:
+        """Wait (bounded) for a condition the server's background tasks bring about."""
+        async with asyncio.timeout(30):
+            while not await predicate():  # noqa: ASYNC110 - no event to wait on across the server
+                await asyncio.sleep(0.05)
+
+    async def comment_containing(self, issue: int, text: str) -> str:
+        """The body of the first comment on the issue containing `text`, once there is one."""
+
+        async def present() -> bool:
+            return any(text in c.body for c in self.sim.repo(REPO).comments(issue))
+
+        await self.until(present)
+        return next(c.body for c in self.sim.repo(REPO).comments(issue) if text in c.body)
 
     async def run_of(self, issue: int) -> RunRecord | None:
         runs = await self.store.list_runs(repository=REPO)
@@ -84,6 +99,7 @@ async def autopack(
         webhook_secret=sim.app.webhook_secret,  # type: ignore[arg-type]
         github_api_url=sim.url,
         data_dir=data_dir,
+        ci_poll_seconds=0.3,
         operator=OperatorConfig(builders={"default": profile}, auditors={"reviewer": profile}),
     )
     server = TestServer(create_app(settings, engine=engine), host="127.0.0.1")

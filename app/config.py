@@ -125,6 +125,8 @@ class Settings(BaseModel):
     log_format: Literal["auto", "json", "text"] = "auto"
     # How often a run waiting for CI looks at its check runs when no webhook came.
     ci_poll_seconds: float = 30.0
+    # How long a worker holds a run or a delivery before another worker may take it over.
+    lease_seconds: float = 60.0
     operator: OperatorConfig = Field(default_factory=OperatorConfig)
 
     @property
@@ -163,6 +165,9 @@ def load_settings(
         "log_format": _parse_choice("AUTOPACK_LOG_FORMAT", get("AUTOPACK_LOG_FORMAT") or "auto"),
         "ci_poll_seconds": _parse_seconds(
             "AUTOPACK_CI_POLL_SECONDS", get("AUTOPACK_CI_POLL_SECONDS")
+        ),
+        "lease_seconds": _parse_seconds(
+            "AUTOPACK_LEASE_SECONDS", get("AUTOPACK_LEASE_SECONDS"), default=60.0
         ),
     }
     config_path = get("AUTOPACK_CONFIG")
@@ -216,9 +221,9 @@ def _parse_port(value: str | None) -> int:
     return int(value)
 
 
-def _parse_seconds(name: str, value: str | None) -> float:
+def _parse_seconds(name: str, value: str | None, default: float = 30.0) -> float:
     if value is None:
-        return 30.0
+        return default
     try:
         seconds = float(value)
     except ValueError:

@@ -2,10 +2,10 @@
 effects, queue their results, release it with its next timer. One worker holds a run at a time.
 
 Crash safety comes from the order of writes: a job's event is applied and the resulting state is
-saved together with the effects it asks for before the job is marked done; each effect's result
-is queued (de-duplicated by the effect's key) before the effect is struck off. A worker killed at
-any point leaves either a job to re-apply (the machine ignores a stale event) or an effect to
-carry out again (every effect is idempotent).
+saved together with the effects it asks for; each effect's result is queued (de-duplicated by the
+effect's key) before the effect is struck off; the job is marked done last. A worker killed at
+any point leaves the job pending, so the run is claimed again: the machine ignores the now stale
+event and the saved effects are carried out again (every effect is idempotent).
 """
 
 from __future__ import annotations
@@ -139,6 +139,9 @@ class RunDriver:
             for job in due:
                 await self._apply(held, job)
                 await self._carry_out(held)
+                # Done only once its effects are: a worker killed before this leaves the job
+                # pending, so the run is claimed again and the saved effects carried out.
+                await self.queue.complete(held.claim, [job.id], self._now())
             if held.env.state.status.is_terminal and not held.env.pending:
                 break
 
@@ -168,7 +171,6 @@ class RunDriver:
             for result in timed:
                 await self.queue.enqueue(held.claim.run_id, job_payload(result), now=self._now())
         await self._save(held, items)
-        await self.queue.complete(held.claim, [job.id], self._now())
 
     async def _carry_out(self, held: _Held) -> None:
         while held.env.pending:

@@ -9,14 +9,17 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import gidgethub
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.engine.driver import RunDriver
 from app.engine.executor import EngineExecutor
 from app.engine.intake import router as installation_router
+from app.engine.redelivery import redeliver_failed
 from app.engine.run_intake import RunIntake
 from app.engine.worker import Dispatch, InboxWorker, router_dispatch
 from app.github.client import GitHubApp
@@ -28,6 +31,10 @@ from app.store.runs import RunStore
 
 log = logging.getLogger("autopack.service")
 IDLE_POLL_SECONDS = 1.0
+# GitHub keeps three days of deliveries; on start look back this far for ones that failed.
+REDELIVERY_LOOKBACK = timedelta(hours=6)
+REDELIVERY_INTERVAL = timedelta(minutes=10)
+REDELIVERY_OVERLAP = timedelta(minutes=5)
 
 
 @dataclass
@@ -66,14 +73,18 @@ async def running_engine(
             )
             store, queue = RunStore(engine), RunQueue(engine)
             intake = RunIntake(settings, app, store, queue)
-            driver = RunDriver(
-                store, queue, EngineExecutor(settings, app, session), owner=worker_name()
-            )
+            executor = EngineExecutor(settings, app, session)
+            lease = timedelta(seconds=settings.lease_seconds)
+            driver = RunDriver(store, queue, executor, owner=worker_name(), lease=lease)
             dispatch = _both(dispatch, intake, run_wake)
-        inbox_worker = InboxWorker(Inbox(engine), dispatch, inbox_wake)
+        inbox = Inbox(engine)
+        inbox_worker = InboxWorker(
+            inbox, dispatch, inbox_wake, lease=timedelta(seconds=settings.lease_seconds)
+        )
         tasks = [asyncio.create_task(inbox_worker.run(), name="autopack-inbox")]
         if driver is not None:
             tasks.append(asyncio.create_task(_drive(driver, run_wake), name="autopack-runs"))
+            tasks.append(asyncio.create_task(_catch_up(app, inbox), name="autopack-redelivery"))
         try:
             yield Engine(inbox_worker, driver, run_wake)
         finally:
@@ -91,6 +102,21 @@ def _both(installations: Dispatch, intake: RunIntake, run_wake: asyncio.Event) -
         run_wake.set()
 
     return dispatch
+
+
+async def _catch_up(app: GitHubApp, inbox: Inbox) -> None:
+    """On start and then periodically, ask GitHub to redeliver what failed to reach us."""
+    since = datetime.now(UTC) - REDELIVERY_LOOKBACK
+    while True:
+        started = datetime.now(UTC)
+        try:
+            report = await redeliver_failed(await app.app_client(), inbox, since)
+            if report.redelivered:
+                log.info("asked for %d redeliveries", len(report.redelivered))
+            since = started - REDELIVERY_OVERLAP
+        except (gidgethub.GitHubException, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("could not list webhook deliveries: %s", exc)
+        await asyncio.sleep(REDELIVERY_INTERVAL.total_seconds())
 
 
 async def _drive(driver: RunDriver, wake: asyncio.Event) -> None:

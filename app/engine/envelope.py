@@ -45,6 +45,8 @@ class Memo:
     check_run_id: int | None = None
     check_run_sha: str = ""
     final_head: str = ""  # the branch head after the final artefacts commit
+    final_reported: bool = False
+    label: str = ""
     annotations_sent: int = 0
     comment_id: int | None = None
     pull_number: int | None = None

@@ -56,7 +56,9 @@ class Reporter:
         """Carry out one reporting effect."""
         if isinstance(effect, WriteArtefacts):
             return await self._artefacts(ctx, env, effect)
-        final = isinstance(effect, Finish)
+        final = isinstance(effect, Finish) or env.state.status.is_terminal
+        if env.memo.final_reported:
+            return env, None  # Finish right after the terminal Report: nothing new to say
         env = await self._check_run(ctx, env, final)
         env = await self._pull(ctx, env, final)
         body = self._summary(ctx, env)
@@ -68,12 +70,14 @@ class Reporter:
             body,
             env.memo.comment_id,
         )
-        env = env.note(comment_id=comment)
+        env = env.note(comment_id=comment, final_reported=final)
         state = env.state
         label = "running"
         if state.status.is_terminal:
             label = "done" if state.status is RunStatus.DONE_SUCCESS else "failed"
-        await set_run_labels(ctx.gh, ctx.record.repository, ctx.record.issue_number, label)
+        if label != env.memo.label:  # labels change three times a run at most
+            await set_run_labels(ctx.gh, ctx.record.repository, ctx.record.issue_number, label)
+            env = env.note(label=label)
         return env, None
 
     def _summary(self, ctx: RunContext, env: Envelope) -> str:
@@ -111,7 +115,9 @@ class Reporter:
                 output,
             )
             env = env.note(check_run_id=check_id, check_run_sha=head)
-        if final or state.status.is_terminal:
+            if not final:
+                return env  # created with the current output: nothing to update
+        if final:
             conclusion = _CONCLUSIONS.get(state.status, "failure")
             actions = (RETRY,) if conclusion == "failure" else ()
             await update_check_run(
@@ -139,7 +145,7 @@ class Reporter:
                 ctx.gh, repo, ctx.record.branch, env.memo.default_branch, title, body
             )
             env = env.note(pull_number=pull.number, pull_node_id=pull.node_id)
-        else:
+        elif final:  # the body is the run summary: refreshed at the end, not on every step
             await update_pull(ctx.gh, repo, env.memo.pull_number, body=body)
         if final and not env.memo.pull_ready and promotion(state).eligible:
             await mark_ready_for_review(ctx.gh, env.memo.pull_node_id)

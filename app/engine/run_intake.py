@@ -67,7 +67,9 @@ class RunIntake:
         """Act on one delivery (installation events are handled elsewhere)."""
         payload = delivery.payload
         if delivery.event in ("check_run", "check_suite") and delivery.action != "requested_action":
-            await self._wake_ci(delivery)
+            # Only a finished check can change a CI verdict; created/requested ones cannot.
+            if delivery.action == "completed":
+                await self._wake_ci(delivery)
             return
         trigger = classify(delivery.event, payload, await self.identity())
         if trigger.kind is TriggerKind.IGNORE or delivery.installation_id is None:

@@ -75,6 +75,7 @@ from app.github.repo import (
     default_branch_head,
     protected_branches,
 )
+from app.store.backlogs import BacklogStore
 from app.store.runs import RunRecord
 
 log = logging.getLogger("autopack.executor")
@@ -109,13 +110,15 @@ class EngineExecutor:
         app: GitHubApp,
         session: aiohttp.ClientSession,
         *,
+        backlogs: BacklogStore | None = None,
         clock: CIWatcher.Clock | None = None,
     ) -> None:
         self.settings = settings
         self.app = app
         self.session = session
+        self.backlogs = backlogs
         self.ci = CIWatcher(app, settings, clock=clock)
-        self.reporter = Reporter(app, settings)
+        self.reporter = Reporter(app, settings, backlogs)
         self.clock = self.ci.clock
 
     # -- context -------------------------------------------------------------------------------
@@ -205,7 +208,8 @@ class EngineExecutor:
     async def _compile(self, ctx: RunContext, env: Envelope) -> tuple[Envelope, Event | None]:
         record = ctx.record
         identity = RunIdentity(record.id, record.repository, record.issue_number, record.branch)
-        planned = await plan_run(ctx.gh, self.settings, identity)
+        backlog = await self.backlogs.get(record.repository) if self.backlogs else None
+        planned = await plan_run(ctx.gh, self.settings, identity, backlog)
         env = env.note(issue_title=planned.issue_title, default_branch=planned.default_branch)
         if planned.strategy is None:
             return env, StrategyRejected(planned.problem)

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.config import Settings
+from app.domain.backlog import update_backlog
 from app.domain.change import Change, ChangeKind, EntryType, FileChange
 from app.domain.effects import Effect, Finish, Report, WriteArtefacts
 from app.domain.events import ArtefactsWritten, Event
 from app.domain.report import issue_index, promotion, render_summary, status_line
-from app.domain.run_state import RunState, RunStatus
+from app.domain.run_state import RunState, RunStatus, TierStatus
 from app.domain.triggers import RETRY_ACTION
 from app.engine.envelope import Envelope
 from app.github.checks import CheckAction, CheckRunOutput, create_check_run, update_check_run
@@ -24,6 +26,7 @@ from app.github.comments import upsert_run_comment
 from app.github.commits import Attempt, BranchMoved
 from app.github.labels import set_run_labels
 from app.github.pulls import ensure_draft_pull, mark_ready_for_review, update_pull
+from app.store.backlogs import BacklogStore
 
 if TYPE_CHECKING:
     from app.engine.executor import RunContext
@@ -42,9 +45,12 @@ def external_id(repository: str, issue_number: int, run_id: str) -> str:
 class Reporter:
     """Carries out Report, Finish and WriteArtefacts."""
 
-    def __init__(self, app: GitHubApp, settings: Settings) -> None:
+    def __init__(
+        self, app: GitHubApp, settings: Settings, backlogs: BacklogStore | None = None
+    ) -> None:
         self.app = app
         self.settings = settings
+        self.backlogs = backlogs
 
     def handles(self, effect: Effect) -> bool:
         """True for the effects this class carries out."""
@@ -59,6 +65,8 @@ class Reporter:
         final = isinstance(effect, Finish) or env.state.status.is_terminal
         if env.memo.final_reported:
             return env, None  # Finish right after the terminal Report: nothing new to say
+        if final:
+            await self._age_backlog(ctx, env)
         env = await self._check_run(ctx, env, final)
         env = await self._pull(ctx, env, final)
         body = self._summary(ctx, env)
@@ -79,6 +87,20 @@ class Reporter:
             await set_run_labels(ctx.gh, ctx.record.repository, ctx.record.issue_number, label)
             env = env.note(label=label)
         return env, None
+
+    async def _age_backlog(self, ctx: RunContext, env: Envelope) -> None:
+        """Fold the run's issues into the repository's backlog (idempotent per run)."""
+        state = env.state
+        if self.backlogs is None or state.strategy is None:
+            return
+        ran = sum(
+            1 for tier in state.tiers if tier.status in (TierStatus.COMPLETE, TierStatus.FAILED)
+        )
+        backlog = await self.backlogs.get(ctx.record.repository)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        updated = update_backlog(backlog, issue_index(state), ctx.record.id, ran, now)
+        if updated != backlog:
+            await self.backlogs.put(ctx.record.repository, updated)
 
     def _summary(self, ctx: RunContext, env: Envelope) -> str:
         url = f"#{env.memo.pull_number}" if env.memo.pull_number else None

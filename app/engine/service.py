@@ -23,6 +23,7 @@ from app.engine.redelivery import redeliver_failed
 from app.engine.run_intake import RunIntake
 from app.engine.worker import Dispatch, InboxWorker, router_dispatch
 from app.github.client import GitHubApp
+from app.store.backlogs import BacklogStore
 from app.store.db import session_factory
 from app.store.inbox import Inbox, InboxDelivery
 from app.store.installations import Installations
@@ -73,7 +74,7 @@ async def running_engine(
             )
             store, queue = RunStore(engine), RunQueue(engine)
             intake = RunIntake(settings, app, store, queue)
-            executor = EngineExecutor(settings, app, session)
+            executor = EngineExecutor(settings, app, session, backlogs=BacklogStore(engine))
             lease = timedelta(seconds=settings.lease_seconds)
             driver = RunDriver(store, queue, executor, owner=worker_name(), lease=lease)
             dispatch = _both(dispatch, intake, run_wake)

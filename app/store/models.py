@@ -143,3 +143,13 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     available_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class BacklogRow(Base):
+    """A repository's issue backlog (aging across runs), stored as one JSON document."""
+
+    __tablename__ = "repo_backlogs"
+
+    repository: Mapped[str] = mapped_column(String(255), primary_key=True)
+    backlog: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

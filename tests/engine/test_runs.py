@@ -7,8 +7,11 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.domain.backlog import AgingRules, effective_severity
+from app.domain.issue_record import Severity
 from app.domain.run_state import RunStatus
 from app.github.commits import parse_trailers
+from app.store.backlogs import BacklogStore
 from tests.engine.harness import FILES, REPO, autopack, ruleset
 from tests.fakegithub.ci import CIScript
 from tests.fakegithub.scenario import FakeGitHub
@@ -228,3 +231,33 @@ async def test_lost_ci_webhooks_are_caught_by_polling(
         run, env = await h.finished(issue)
     assert run.status == RunStatus.DONE_SUCCESS.value, env.state.terminal_reason
     assert not [d for d in fakegithub.deliveries if d.event in ("check_run", "check_suite")]
+
+
+async def test_issues_age_in_the_backlog_across_runs(
+    fakegithub: FakeGitHub, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    rules = ruleset("aging: {minor_to_major_after_runs: 1, minor_to_major_after_tiers: 1}\n")
+    async with autopack(
+        fakegithub, engine, tmp_path / "d", ci=CIScript.flaky(), ruleset_text=rules
+    ) as h:
+        issue = await h.start_run(ONE)
+        first, _ = await h.finished(issue)
+        backlog = await BacklogStore(engine).get(REPO)
+        entry = backlog.get("ci:flaky:tests")
+        assert entry is not None
+        assert (entry.age_in_runs, entry.last_seen_run) == (1, first.id)
+        # The same problem again in a second run of the issue: it ages and now counts as major.
+        await fakegithub.unlabel_issue(REPO, issue, "autopack:run", sender="alice")
+        await fakegithub.label_issue(REPO, issue, "autopack:run", sender="alice")
+
+        async def second_done() -> bool:
+            runs = await h.store.list_runs(repository=REPO)
+            return len(runs) == 2 and all(run.terminal for run in runs)
+
+        await h.until(second_done)
+        backlog = await BacklogStore(engine).get(REPO)
+    entry = backlog.get("ci:flaky:tests")
+    assert entry is not None
+    assert entry.age_in_runs == 2
+    aging = AgingRules(minor_to_major_after_runs=1, minor_to_major_after_tiers=1)
+    assert effective_severity(entry, aging) is Severity.MAJOR

@@ -261,3 +261,20 @@ async def test_issues_age_in_the_backlog_across_runs(
     assert entry.age_in_runs == 2
     aging = AgingRules(minor_to_major_after_runs=1, minor_to_major_after_tiers=1)
     assert effective_severity(entry, aging) is Severity.MAJOR
+
+
+async def test_out_of_order_webhooks_change_nothing(
+    fakegithub: FakeGitHub, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    async with autopack(fakegithub, engine, tmp_path / "d") as h:
+        number = await fakegithub.open_issue(REPO, "Reordered", ONE, user="alice")
+        # The label and a comment arrive newest first; CI deliveries are reordered too.
+        fakegithub.faults.reorder_next = 2
+        await fakegithub.comment(REPO, number, "Looks good", sender="alice")
+        await fakegithub.label_issue(REPO, number, "autopack:run", sender="alice")
+        fakegithub.release_held()
+        fakegithub.faults.reorder_next = 4
+        run, env = await h.finished(number)
+        fakegithub.release_held()
+    assert run.status == RunStatus.DONE_SUCCESS.value, env.state.terminal_reason
+    assert len(await h.store.list_runs(repository=REPO)) == 1

@@ -30,6 +30,7 @@ from app.agents.probes import ProbeSpec, probe_findings, run_probes
 from app.agents.tarball import WorkspaceError
 from app.agents.workspace import TarballSource, Workspace
 from app.config import BuilderProfile, Settings
+from app.domain.change import FileChange
 from app.domain.compiler import RunIdentity
 from app.domain.effects import (
     CompileStrategy,
@@ -80,7 +81,6 @@ from app.store.runs import RunRecord
 
 log = logging.getLogger("autopack.executor")
 
-MAX_RULESET_BYTES = 64 * 1024
 # What the outside world throws when it is down or refuses; the run ends as an environment failure.
 OUTSIDE_FAILURES = (
     gidgethub.GitHubException,
@@ -422,16 +422,12 @@ def _finding(issue: SuggestedIssue) -> Finding:
     return Finding(issue.issue_key, severity, issue.category)
 
 
-def _diff_text(files: tuple[object, ...], limit: int = 200_000) -> str:
+def _diff_text(files: tuple[FileChange, ...], limit: int = 200_000) -> str:
+    """The change as text for a reviewer: each file's new content, binary files named only."""
     parts = []
     for file in files:
-        path = getattr(file, "path", "?")
-        kind = getattr(file, "kind", "?")
-        content = getattr(file, "content", None) or b""
-        text = (
-            content.decode("utf-8", "replace") if not getattr(file, "binary", False) else "<binary>"
-        )
-        parts.append(f"--- {kind}: {path}\n{text}")
+        text = "<binary>" if file.binary else (file.content or b"").decode("utf-8", "replace")
+        parts.append(f"--- {file.kind.value}: {file.path}\n{text}")
     return "\n".join(parts)[:limit]
 
 

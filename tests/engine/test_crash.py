@@ -4,25 +4,17 @@ it would have, with exactly one commit per phase attempt and the default branch 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import sys
 from pathlib import Path
-from typing import BinaryIO
-
-import aiohttp
 
 from app.domain.run_state import RunStatus
 from app.engine.envelope import Envelope
 from app.github.commits import parse_trailers
 from app.store.db import create_engine
 from app.store.runs import RunStore
-from tests.engine.harness import BUILDER, FILES, REPO, ruleset
-from tests.fakegithub.ci import CIScript
+from tests.engine.harness import REPO
+from tests.engine.processes import Server, prepare
 from tests.fakegithub.scenario import FakeGitHub
 
-AUTOPACK = str(Path(sys.executable).with_name("autopack"))
 PLAN = "## Tier 1\n- [ ] Add the settings module\n- [ ] Add the loader\n"
 KILL_AT = [
     RunStatus.RUN_CREATED,
@@ -33,85 +25,10 @@ KILL_AT = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Server:
-    """`autopack serve` in its own process, killed and restarted at will."""
-
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.env = env
-        self.cwd = cwd
-        self.process: asyncio.subprocess.Process | None = None
-        self.url = f"http://127.0.0.1:{env['PORT']}"
-        self.log_path = cwd / "server.log"
-
-    async def start(self) -> None:
-        with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
-            self.process = await self._spawn(log)
-        await self._healthy()
-
-    async def _spawn(self, log: BinaryIO) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            AUTOPACK,
-            "serve",
-            env=self.env,
-            cwd=self.cwd,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=log,
-        )
-
-    async def _healthy(self) -> None:
-        async with aiohttp.ClientSession() as session, asyncio.timeout(30):
-            while True:
-                try:
-                    async with session.get(f"{self.url}/health") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.05)
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-
 async def test_sigkill_at_every_state(
     fakegithub: FakeGitHub, tmp_path: Path, database_url: str
 ) -> None:
-    inst = fakegithub.install("acme")
-    files = {**FILES, ".github/autopack.yml": ruleset()}
-    fakegithub.create_repo(REPO, files, installation=inst, ci=CIScript.pass_())
-    fakegithub.set_permission(REPO, "alice", "write")
-    config = tmp_path / "autopack.toml"
-    config.write_text(
-        f'[builders.default]\nbackend = "command"\ncommand = ["{sys.executable}", "{BUILDER}"]\n'
-    )
-    key = tmp_path / "app.pem"
-    key.write_text(fakegithub.app.private_key_pem)
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "APP_ID": str(fakegithub.app.id),
-        "PRIVATE_KEY_PATH": str(key),
-        "WEBHOOK_SECRET": fakegithub.app.webhook_secret,
-        "GITHUB_API_URL": fakegithub.url,
-        "DATABASE_URL": database_url,
-        "AUTOPACK_DATA_DIR": str(tmp_path / "data"),
-        "AUTOPACK_CONFIG": str(config),
-        "AUTOPACK_LEASE_SECONDS": "1",
-        "AUTOPACK_CI_POLL_SECONDS": "0.3",
-        "AUTOPACK_LOG_FORMAT": "json",
-        "PORT": str(_free_port()),
-    }
-    migrate = await asyncio.create_subprocess_exec(AUTOPACK, "migrate", env=env, cwd=tmp_path)
-    assert await migrate.wait() == 0
+    env = await prepare(fakegithub, tmp_path, database_url)
     server = Server(env, tmp_path)
     await server.start()
     fakegithub.webhook_url = f"{server.url}/api/github/webhooks"

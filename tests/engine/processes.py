@@ -1,0 +1,111 @@
+"""Autopack as an operator runs it, in real processes against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+import aiohttp
+
+from tests.engine.harness import BUILDER, FILES, REPO, ruleset
+from tests.fakegithub.ci import CIScript
+from tests.fakegithub.scenario import FakeGitHub
+
+AUTOPACK = str(Path(sys.executable).with_name("autopack"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    """An `autopack` command in its own process, killed and restarted at will."""
+
+    def __init__(
+        self, env: dict[str, str], cwd: Path, command: str = "serve", name: str = "server"
+    ) -> None:
+        self.env = env
+        self.cwd = cwd
+        self.command = command
+        self.process: asyncio.subprocess.Process | None = None
+        self.url = f"http://127.0.0.1:{env['PORT']}"
+        self.log_path = cwd / f"{name}.log"
+
+    async def start(self) -> None:
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = await self._spawn(log)
+        if self.command != "worker":
+            await self._healthy()
+
+    async def stop(self) -> None:
+        """Kill the process if it still runs."""
+        if self.process is not None and self.process.returncode is None:
+            await self.kill()
+
+    async def _spawn(self, log: BinaryIO) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            AUTOPACK,
+            self.command,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+        )
+
+    async def _healthy(self) -> None:
+        async with aiohttp.ClientSession() as session, asyncio.timeout(30):
+            while True:
+                try:
+                    async with session.get(f"{self.url}/health") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.05)
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+
+async def prepare(sim: FakeGitHub, tmp_path: Path, database_url: str) -> dict[str, str]:
+    """A repository in the simulator, an operator config, a migrated database; the environment."""
+    inst = sim.install("acme")
+    files = {**FILES, ".github/autopack.yml": ruleset()}
+    sim.create_repo(REPO, files, installation=inst, ci=CIScript.pass_())
+    sim.set_permission(REPO, "alice", "write")
+    config = tmp_path / "autopack.toml"
+    config.write_text(
+        f'[builders.default]\nbackend = "command"\ncommand = ["{sys.executable}", "{BUILDER}"]\n'
+    )
+    key = tmp_path / "app.pem"
+    key.write_text(sim.app.private_key_pem)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "APP_ID": str(sim.app.id),
+        "PRIVATE_KEY_PATH": str(key),
+        "WEBHOOK_SECRET": sim.app.webhook_secret,
+        "GITHUB_API_URL": sim.url,
+        "DATABASE_URL": database_url,
+        "AUTOPACK_DATA_DIR": str(tmp_path / "data"),
+        "AUTOPACK_CONFIG": str(config),
+        "AUTOPACK_LEASE_SECONDS": "1",
+        "AUTOPACK_CI_POLL_SECONDS": "0.3",
+        "AUTOPACK_LOG_FORMAT": "json",
+        "PORT": str(_free_port()),
+    }
+    migrate = await asyncio.create_subprocess_exec(
+        AUTOPACK, "migrate", env=env, cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL
+    )
+    assert await migrate.wait() == 0
+    return env

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from app.logs import fields
@@ -53,14 +53,22 @@ async def redeliver_failed(
     *,
     max_examined: int = 1000,
     max_redeliveries: int = 100,
+    settle: timedelta = timedelta(seconds=30),
 ) -> RedeliveryReport:
-    """Ask GitHub to redeliver failed deliveries since `since` that the inbox never stored."""
+    """Ask GitHub to redeliver failed deliveries since `since` that the inbox never stored.
+
+    Deliveries younger than `settle` are left alone: one may still be on its way to us.
+    """
     attempts: dict[str, list[dict[str, Any]]] = {}
     examined = 0
+    newest_allowed = datetime.now(UTC) - settle
     async for delivery in app.getiter("/app/hook/deliveries?per_page=100"):
+        when = _when(delivery["delivered_at"])
         # Newest first: stop at the first one older than the window.
-        if _when(delivery["delivered_at"]) < since or examined >= max_examined:
+        if when < since or examined >= max_examined:
             break
+        if when > newest_allowed:
+            continue
         examined += 1
         attempts.setdefault(delivery["guid"], []).append(delivery)
     redelivered: list[str] = []

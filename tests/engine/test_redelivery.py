@@ -42,13 +42,13 @@ async def test_failed_deliveries_are_redelivered_once(
                 session, fakegithub.url, fakegithub.app.id, fakegithub.app.private_key_pem
             )
             client = await app.app_client()
-            report = await redeliver_failed(client, inbox, since)
+            report = await redeliver_failed(client, inbox, since, settle=timedelta(0))
             await fakegithub.idle()
             assert set(report.redelivered) == missed
             for guid in missed:
                 assert await inbox.status_of(guid) == "pending"
             # A second pass finds every GUID delivered: nothing more is asked for.
-            again = await redeliver_failed(client, inbox, since)
+            again = await redeliver_failed(client, inbox, since, settle=timedelta(0))
             assert again.redelivered == ()
         redeliveries = [d for d in fakegithub.deliveries if d.redelivery]
         assert sorted(d.guid for d in redeliveries) == sorted(missed)
@@ -67,10 +67,15 @@ async def test_old_and_unhandled_deliveries_are_left_alone(
         app = GitHubApp(session, fakegithub.url, fakegithub.app.id, fakegithub.app.private_key_pem)
         client = await app.app_client()
         recent = await redeliver_failed(
-            client, Inbox(engine), datetime.now(UTC) - timedelta(hours=1)
+            client, Inbox(engine), datetime.now(UTC) - timedelta(hours=1), settle=timedelta(0)
         )
         assert recent.redelivered == ()
         assert recent.skipped_unhandled == 1
+        # With the default settling time a delivery that just failed may still be in flight.
+        settling = await redeliver_failed(
+            client, Inbox(engine), datetime.now(UTC) - timedelta(hours=1)
+        )
+        assert settling.examined == 0
         future = await redeliver_failed(
             client, Inbox(engine), datetime.now(UTC) + timedelta(hours=1)
         )

@@ -32,6 +32,7 @@ from app.store.runs import RunStore
 
 log = logging.getLogger("autopack.service")
 IDLE_POLL_SECONDS = 1.0
+STOP_TIMEOUT_SECONDS = 15.0
 # GitHub keeps three days of deliveries; on start look back this far for ones that failed.
 REDELIVERY_LOOKBACK = timedelta(hours=6)
 REDELIVERY_INTERVAL = timedelta(minutes=10)
@@ -91,9 +92,10 @@ async def running_engine(
         finally:
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # Bounded: a builder that ignores its cancellation must not hang the shutdown.
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_SECONDS)
+            for task in stuck:
+                log.error("a worker task did not stop in time: %s", task.get_name())
 
 
 def _both(installations: Dispatch, intake: RunIntake, run_wake: asyncio.Event) -> Dispatch:

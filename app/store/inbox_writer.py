@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from app.store.inbox import Inbox, NewDelivery
 
 MAX_BATCH = 256
+STOP_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass
@@ -38,7 +39,9 @@ class InboxWriter:
         """Write what is queued, then stop."""
         if self._task is None:
             return
-        await self._queue.join()
+        # Bounded: a shutdown must not hang on a database that stopped answering.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), STOP_TIMEOUT_SECONDS)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task

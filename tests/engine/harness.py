@@ -109,4 +109,5 @@ async def autopack(
         yield Harness(sim, engine, settings, RunStore(engine))
     finally:
         sim.webhook_url = None
-        await server.close()
+        async with asyncio.timeout(30):  # a hanging shutdown fails the test instead of CI
+            await server.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from alembic.script import ScriptDirectory
 from app.store.migrate import MIGRATIONS_DIR
 from app.web.signature import sign
 from tests.conftest import POSTGRES_URL, reset_postgres
+from tests.engine.processes import free_port
 from tests.web.helpers import SECRET
 
 AUTOPACK = str(Path(sys.executable).with_name("autopack"))
@@ -41,13 +41,6 @@ def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
         timeout=60,
         check=False,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_migrate_then_again(tmp_path: Path) -> None:
@@ -91,7 +84,7 @@ async def test_serve_refuses_an_out_of_date_postgres_schema(tmp_path: Path) -> N
 
 
 async def test_serve_without_webhook_secret_refuses_deliveries(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
         AUTOPACK,
         "serve",

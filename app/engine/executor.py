@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import aiohttp
 import gidgethub
@@ -93,12 +95,17 @@ OUTSIDE_FAILURES = (
 
 @dataclass(frozen=True)
 class RunContext:
-    """The collaborators of one run's effects."""
+    """The collaborators of one run's effects; the workspace is opened only when used."""
 
     record: RunRecord
     gh: InstallationClient
     writer: GovernedWriter
-    workspace: Workspace
+    open_workspace: Callable[[], Workspace]
+
+    @cached_property
+    def workspace(self) -> Workspace:
+        """The run's workspace (reading its manifest from disk, so not for every poll)."""
+        return self.open_workspace()
 
 
 class EngineExecutor:
@@ -134,8 +141,12 @@ class EngineExecutor:
         source = TarballSource.from_app(
             self.app, self.session, record.installation_id, record.repository
         )
-        workspace = Workspace.for_run(self.settings.data_dir, record.id, source)
-        return RunContext(record, gh, GovernedWriter(gh, record.repository, policy), workspace)
+        return RunContext(
+            record,
+            gh,
+            GovernedWriter(gh, record.repository, policy),
+            lambda: Workspace.for_run(self.settings.data_dir, record.id, source),
+        )
 
     # -- the Executor protocol -----------------------------------------------------------------
 

@@ -97,6 +97,13 @@ class RunIntake:
         patterns = self.settings.operator.repositories.allowed
         return not patterns or any(fnmatchcase(repository, pattern) for pattern in patterns)
 
+    async def _next_run(self, repo: str, number: int) -> tuple[int, RunIdentity]:
+        """The number, id and integration branch the issue's next run gets."""
+        run_number = await self.store.next_run_number(repo, number)
+        prefix = self.settings.operator.integration_branch_prefix
+        branch = f"{prefix}issue-{number}-run-{run_number}"
+        return run_number, RunIdentity(run_id_for(repo, number, run_number), repo, number, branch)
+
     async def _start(self, gh: Any, trigger: Trigger, delivery: InboxDelivery) -> None:
         repo, number = trigger.repository, trigger.issue_number
         if not self._allowed(repo):
@@ -112,10 +119,8 @@ class RunIntake:
         if active is not None:
             log.info("a run is already active", extra=fields(run=active.id))
             return
-        run_number = await self.store.next_run_number(repo, number)
-        run_id = run_id_for(repo, number, run_number)
-        prefix = self.settings.operator.integration_branch_prefix
-        branch = f"{prefix}issue-{number}-run-{run_number}"
+        run_number, identity = await self._next_run(repo, number)
+        run_id = identity.run_id
         assert delivery.installation_id is not None
         envelope = Envelope(
             state=RunState(run_id),
@@ -132,7 +137,7 @@ class RunIntake:
                     repository=repo,
                     issue_number=number,
                     run_number=run_number,
-                    branch=branch,
+                    branch=identity.branch,
                     status=envelope.state.status.value,
                     state=envelope.dumps(),
                 )
@@ -153,14 +158,7 @@ class RunIntake:
 
     async def _preview(self, gh: Any, trigger: Trigger) -> None:
         repo, number = trigger.repository, trigger.issue_number
-        run_number = await self.store.next_run_number(repo, number)
-        prefix = self.settings.operator.integration_branch_prefix
-        identity = RunIdentity(
-            run_id_for(repo, number, run_number),
-            repo,
-            number,
-            f"{prefix}issue-{number}-run-{run_number}",
-        )
+        _, identity = await self._next_run(repo, number)
         planned = await plan_run(gh, self.settings, identity)
         await post_comment(gh, repo, number, render_plan_preview(planned))
 

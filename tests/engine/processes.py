@@ -19,7 +19,8 @@ from tests.fakegithub.scenario import FakeGitHub
 AUTOPACK = str(Path(sys.executable).with_name("autopack"))
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -102,7 +103,7 @@ async def prepare(sim: FakeGitHub, tmp_path: Path, database_url: str) -> dict[st
         "AUTOPACK_LEASE_SECONDS": "1",
         "AUTOPACK_CI_POLL_SECONDS": "0.3",
         "AUTOPACK_LOG_FORMAT": "json",
-        "PORT": str(_free_port()),
+        "PORT": str(free_port()),
     }
     migrate = await asyncio.create_subprocess_exec(
         AUTOPACK, "migrate", env=env, cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL

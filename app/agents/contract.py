@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 # A builder claiming more than this for one attempt is lying or broken; we clamp and record it.
@@ -112,8 +112,10 @@ class SuggestedIssue:
     severity: str
     category: str
     evidence: str
+    path: str | None = None  # optional: the file (relative to the repository root) ...
+    line: int | None = None  # ... and line the evidence points at
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | int | None]:
         """JSON-ready form."""
         return asdict(self)
 
@@ -237,14 +239,33 @@ def parse_issues(value: object, report: ParsedReport) -> None:
         if item["severity"] not in SEVERITIES or not item["issue_key"].strip():
             report.problems.append(f"issues[{index}] has a bad issue_key or severity; dropped")
             continue
+        path, line = _location(item, index, report)
         report.issues.append(
             SuggestedIssue(
                 issue_key=item["issue_key"].strip()[:200],
                 severity=item["severity"],
                 category=item["category"][:100],
                 evidence=item["evidence"][:MAX_EVIDENCE_CHARS],
+                path=path,
+                line=line,
             )
         )
+
+
+def _location(
+    item: dict[str, Any], index: int, report: ParsedReport
+) -> tuple[str | None, int | None]:
+    """The optional `path`/`line` of an issue: a plain relative path and a positive line."""
+    path, line = item.get("path"), item.get("line")
+    if path is not None:
+        parts = PurePosixPath(path).parts if isinstance(path, str) else ()
+        if not parts or len(path) > 1024 or path.startswith("/") or ".." in parts:
+            report.problems.append(f"issues[{index}].path is not a relative path; dropped")
+            return None, None
+    if line is not None and (isinstance(line, bool) or not isinstance(line, int) or line < 1):
+        report.problems.append(f"issues[{index}].line is not a positive integer; dropped")
+        line = None
+    return path, line if path is not None else None
 
 
 def parse_summary(value: object, report: ParsedReport) -> None:

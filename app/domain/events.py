@@ -49,6 +49,9 @@ class Finding:
     issue_key: str
     severity: Severity
     category: str
+    path: str | None = None  # evidence, for people: never part of what the machine decides
+    line: int | None = None
+    message: str = ""
 
 
 class _Event:

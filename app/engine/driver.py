@@ -23,7 +23,9 @@ from app.domain.effects import Effect, RunAuditor, RunBuilder
 from app.domain.events import Event, event_from_json
 from app.domain.machine import advance
 from app.engine.envelope import Envelope
+from app.engine.progress import project
 from app.logs import fields
+from app.store.progress import ProgressDelta
 from app.store.queue import Claim, Job, RunQueue
 from app.store.runs import EventKind, LeaseLost, NewEvent, RunRecord, RunStore
 
@@ -148,6 +150,7 @@ class RunDriver:
     async def _apply(self, held: _Held, job: Job) -> None:
         event = _event_of(job)
         items: list[NewEvent] = []
+        delta = None
         if event is not None:
             before = held.env.state
             after, effects = advance(before, event)
@@ -164,13 +167,14 @@ class RunDriver:
                     NewEvent(EventKind.EFFECT, type(e).__name__, json.dumps(e.to_json()))
                     for e in effects
                 )
+                delta = project(before, after, event, effects, self._now())
             else:
                 items.append(NewEvent(EventKind.NOTE, "ignored", json.dumps({"job": job.id})))
         elif json.loads(job.payload).get("poll"):
             held.env, timed = await self.executor.tick(held.record, held.env, self.clock())
             for result in timed:
                 await self.queue.enqueue(held.claim.run_id, job_payload(result), now=self._now())
-        await self._save(held, items)
+        await self._save(held, items, delta)
 
     async def _carry_out(self, held: _Held) -> None:
         while held.env.pending:
@@ -219,7 +223,10 @@ class RunDriver:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    async def _save(self, held: _Held, items: list[NewEvent]) -> None:
+    async def _save(
+        self, held: _Held, items: list[NewEvent], progress: ProgressDelta | None = None
+    ) -> None:
+        """Save the envelope, its log entries and its progress rows in one transaction."""
         state = held.env.state
         held.record = await self.store.save(
             held.claim.run_id,
@@ -229,9 +236,9 @@ class RunDriver:
             held.record.version,
             self.owner,
             self._now(),
+            events=items,
+            progress=progress,
         )
-        if items:
-            await self.store.append_events(held.claim.run_id, items, self._now())
 
 
 def _name(event: Event | None) -> str | None:

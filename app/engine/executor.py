@@ -327,7 +327,17 @@ class EngineExecutor:
             )
         probes = await self._probes(ctx, env) if not change.empty else ()
         verdict = evaluate(change, phase.gate.policy(), probe_findings=probes)
-        findings = tuple(Finding(r.issue_key, r.severity, r.category) for r in verdict.findings)
+        findings = tuple(
+            Finding(
+                r.issue_key,
+                r.severity,
+                r.category,
+                r.path,
+                r.line,
+                "; ".join(r.evidence)[:500],
+            )
+            for r in verdict.findings
+        )
         summary = "; ".join(
             f"{r.category}: {r.evidence[0] if r.evidence else r.issue_key}"
             for r in verdict.findings
@@ -430,7 +440,9 @@ def _strategy(env: Envelope) -> Strategy:
 
 def _finding(issue: SuggestedIssue) -> Finding:
     severity = Severity.MAJOR if issue.severity == "major" else Severity.MINOR
-    return Finding(issue.issue_key, severity, issue.category)
+    return Finding(
+        issue.issue_key, severity, issue.category, issue.path, issue.line, issue.evidence[:500]
+    )
 
 
 def _diff_text(files: tuple[FileChange, ...], limit: int = 200_000) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event, text
@@ -50,3 +51,10 @@ async def ping(engine: AsyncEngine) -> None:
     """Round-trip to the database; raises when it is unreachable."""
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime; SQLite returns naive ones that were stored as UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

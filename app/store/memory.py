@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from app.store.progress import ProgressDelta
 from app.store.queue import DEFAULT_LEASE, Claim, Job, JobStatus
 from app.store.runs import (
     DEFAULT_EVENTS_LIMIT,
@@ -44,6 +45,7 @@ class MemoryRunStore:
     def __init__(self) -> None:
         self.runs: dict[str, RunRecord] = {}
         self.log: dict[str, list[EventRecord]] = {}
+        self.progress: dict[str, list[ProgressDelta]] = {}
         self._event_ids = itertools.count(1)
 
     async def create_run(self, new: NewRun, now: datetime | None = None) -> RunRecord:
@@ -98,8 +100,13 @@ class MemoryRunStore:
         expected_version: int,
         owner: str | None,
         now: datetime | None = None,
+        events: Sequence[NewEvent] = (),
+        progress: ProgressDelta | None = None,
     ) -> RunRecord:
-        """Write the machine's new state if `expected_version` is current and `owner` leases it."""
+        """Write the machine's new state if `expected_version` is current and `owner` leases it.
+
+        Progress deltas are kept as given (`self.progress[run_id]`), not folded into rows.
+        """
         moment = _now(now)
         run = self.runs.get(run_id)
         if run is None:
@@ -121,6 +128,10 @@ class MemoryRunStore:
             version=run.version + 1,
         )
         self.runs[run_id] = saved
+        if events:
+            await self.append_events(run_id, events, moment)
+        if progress is not None and not progress.empty:
+            self.progress.setdefault(run_id, []).append(progress)
         return saved
 
     async def append_events(

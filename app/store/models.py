@@ -153,3 +153,90 @@ class BacklogRow(Base):
     repository: Mapped[str] = mapped_column(String(255), primary_key=True)
     backlog: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def _run_fk() -> Mapped[str]:
+    return mapped_column(String(128), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+
+
+class RunTierRow(Base):
+    """One tier of a run: the projection of the machine's tier progress (see store/progress.py)."""
+
+    __tablename__ = "run_tiers"
+
+    run_id: Mapped[str] = _run_fk()
+    tier_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    tokens: Mapped[int] = mapped_column(BigInteger)
+    token_cap: Mapped[int] = mapped_column(BigInteger)
+    ci_runs: Mapped[int] = mapped_column(Integer)
+    ci_run_cap: Mapped[int] = mapped_column(Integer)
+    minor_issues: Mapped[int] = mapped_column(Integer)
+    major_issues: Mapped[int] = mapped_column(Integer)
+    clean: Mapped[bool] = mapped_column(Boolean)
+    cap_hits: Mapped[str] = mapped_column(String(128))  # comma-separated
+
+
+class RunPhaseRow(Base):
+    """One phase of a run with its slice and spend."""
+
+    __tablename__ = "run_phases"
+    __table_args__ = (Index("ix_run_phases_slice", "task_category", "complexity"),)
+
+    run_id: Mapped[str] = _run_fk()
+    phase_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tier_id: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text)
+    task_category: Mapped[str] = mapped_column(String(64))
+    complexity: Mapped[str] = mapped_column(String(16))
+    builder_mode: Mapped[str] = mapped_column(String(32))
+    ci_profile: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    builder_attempts: Mapped[int] = mapped_column(Integer)
+    auditor_attempts: Mapped[int] = mapped_column(Integer)
+    max_builder_attempts: Mapped[int] = mapped_column(Integer)
+    max_auditor_attempts: Mapped[int] = mapped_column(Integer)
+    tokens: Mapped[int] = mapped_column(BigInteger)
+    token_cap: Mapped[int] = mapped_column(BigInteger)
+    ci_runs: Mapped[int] = mapped_column(Integer)
+    last_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    failure_reason: Mapped[str] = mapped_column(Text)
+
+
+class RunAttemptRow(Base):
+    """One builder or auditor attempt at a phase, from its start to its verdict."""
+
+    __tablename__ = "run_attempts"
+
+    run_id: Mapped[str] = _run_fk()
+    phase_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    tokens: Mapped[int] = mapped_column(BigInteger)
+    commit_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ci_result: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    summary: Mapped[str] = mapped_column(Text)
+
+
+class RunIssueRow(Base):
+    """One issue of a run (one row per issue_key) with its worst severity and evidence."""
+
+    __tablename__ = "run_issues"
+
+    run_id: Mapped[str] = _run_fk()
+    issue_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    severity: Mapped[str] = mapped_column(String(8))
+    category: Mapped[str] = mapped_column(String(100))
+    phase_id: Mapped[str] = mapped_column(String(64))
+    tier_id: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    line: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    commit_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    message: Mapped[str] = mapped_column(Text)

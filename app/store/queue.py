@@ -13,13 +13,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.store.db import session_factory
+from app.store.db import as_utc, session_factory
 from app.store.models import JobRow, RunRow
 from app.store.runs import (
     LeaseLost,
     RunNotFound,
     RunRecord,
-    as_utc,
     utc_input,
     utcnow,
 )

@@ -12,8 +12,9 @@ from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.store.db import session_factory
+from app.store.db import as_utc, session_factory
 from app.store.models import RunEventRow, RunRow
+from app.store.progress import ProgressDelta, write_progress
 
 DEFAULT_EVENTS_LIMIT = 500
 DEFAULT_RUNS_LIMIT = 50
@@ -49,13 +50,6 @@ class VersionConflict(StoreError):
 
 class LeaseLost(StoreError):
     """The caller does not hold the run's lease (never had it, or it expired and moved on)."""
-
-
-def as_utc(moment: datetime) -> datetime:
-    """An aware UTC datetime; SQLite returns naive ones that were stored as UTC."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def utc_input(moment: datetime) -> datetime:
@@ -196,8 +190,10 @@ class RunRepository(Protocol):
         expected_version: int,
         owner: str | None,
         now: datetime | None = None,
+        events: Sequence[NewEvent] = (),
+        progress: ProgressDelta | None = None,
     ) -> RunRecord:
-        """Write the machine's new state if `expected_version` is current and `owner` leases it."""
+        """Write the state (with log entries and progress rows) if the version and lease allow."""
         ...
 
     async def append_events(
@@ -288,10 +284,13 @@ class RunStore:
         expected_version: int,
         owner: str | None,
         now: datetime | None = None,
+        events: Sequence[NewEvent] = (),
+        progress: ProgressDelta | None = None,
     ) -> RunRecord:
         """Write the machine's new state if `expected_version` is current and `owner` leases it.
 
-        `owner=None` writes only a run nobody holds (lease free or expired).
+        `owner=None` writes only a run nobody holds (lease free or expired). Log entries and
+        progress rows given go in the same transaction: all of it is written or none.
         """
         moment = utc_input(now) if now is not None else utcnow()
         if owner is None:
@@ -316,7 +315,12 @@ class RunStore:
             )
             row = (await session.execute(statement)).scalar_one_or_none()
             if row is not None:
-                return RunRecord.from_row(row)
+                record = RunRecord.from_row(row)
+                if events:
+                    await _append(session, run_id, events, moment)
+                if progress is not None and not progress.empty:
+                    await write_progress(session, run_id, progress)
+                return record
             current = await session.get(RunRow, run_id)
         if current is None:
             raise RunNotFound(run_id)
@@ -331,7 +335,6 @@ class RunStore:
     ) -> list[EventRecord]:
         """Append entries to the run's log, numbering them after the last one."""
         moment = utc_input(now) if now is not None else utcnow()
-        records = []
         try:
             async with self._sessions.begin() as session:
                 if session.get_bind().dialect.name == "postgresql":
@@ -339,30 +342,10 @@ class RunStore:
                     lock = select(RunRow.id).where(RunRow.id == run_id).with_for_update()
                     if (await session.execute(lock)).scalar_one_or_none() is None:
                         raise RunNotFound(run_id)
-                for item in items:
-                    # INSERT ... SELECT numbers and writes in one statement (atomic on SQLite,
-                    # where writers are serialised by the database lock).
-                    next_seq = select(
-                        literal(run_id),
-                        func.coalesce(func.max(RunEventRow.seq), 0) + 1,
-                        literal(str(EventKind(item.kind))),
-                        literal(item.name),
-                        literal(item.payload),
-                        literal(moment, RunEventRow.created_at.type),
-                    ).where(RunEventRow.run_id == run_id)
-                    statement = (
-                        insert(RunEventRow)
-                        .from_select(
-                            ["run_id", "seq", "kind", "name", "payload", "created_at"], next_seq
-                        )
-                        .returning(RunEventRow)
-                    )
-                    row = (await session.execute(statement)).scalar_one()
-                    records.append(EventRecord.from_row(row))
+                return await _append(session, run_id, items, moment)
         except IntegrityError as exc:
             # On SQLite the foreign key is what tells us the run does not exist.
             raise RunNotFound(run_id) from exc
-        return records
 
     async def events(
         self, run_id: str, after_seq: int = 0, limit: int = DEFAULT_EVENTS_LIMIT
@@ -413,6 +396,33 @@ class RunStore:
                 RunRow.repository == repository, RunRow.issue_number == issue_number
             )
             return int((await session.execute(statement)).scalar_one()) + 1
+
+
+async def _append(
+    session: AsyncSession, run_id: str, items: Sequence[NewEvent], moment: datetime
+) -> list[EventRecord]:
+    """Append log entries inside the caller's transaction, which serialises appenders of the run
+    (the runs row is locked by an UPDATE or SELECT ... FOR UPDATE on PostgreSQL; SQLite has one
+    writer at a time)."""
+    records = []
+    for item in items:
+        # INSERT ... SELECT numbers and writes in one statement.
+        next_seq = select(
+            literal(run_id),
+            func.coalesce(func.max(RunEventRow.seq), 0) + 1,
+            literal(str(EventKind(item.kind))),
+            literal(item.name),
+            literal(item.payload),
+            literal(moment, RunEventRow.created_at.type),
+        ).where(RunEventRow.run_id == run_id)
+        statement = (
+            insert(RunEventRow)
+            .from_select(["run_id", "seq", "kind", "name", "payload", "created_at"], next_seq)
+            .returning(RunEventRow)
+        )
+        row = (await session.execute(statement)).scalar_one()
+        records.append(EventRecord.from_row(row))
+    return records
 
 
 async def _active(session: AsyncSession, repository: str, issue_number: int) -> RunRecord | None:

@@ -1,7 +1,8 @@
 """A test builder for whole runs: one file per phase; behaviour chosen by the phase title.
 
 Titles containing "[fail]" make every attempt fail; "[secret]" writes a private key (a gate
-violation); "[slow]" sleeps for a minute (to be cancelled); anything else succeeds.
+violation); "[slow]" sleeps for a minute (to be cancelled); "[issue]" also reports a minor issue
+pointing at line 2 of the file it writes; anything else succeeds.
 """
 
 from __future__ import annotations
@@ -30,7 +31,19 @@ def main() -> int:
         content += "-----BEGIN RSA PRIVATE KEY-----\n" + "MIIEowIBAAKCAQEA" + "q" * 60 + "\n"
         content += "-----END RSA PRIVATE KEY-----\n"
     Path("work", f"{name}.txt").write_text(content)
-    result.write_text(json.dumps({"tokens_used": tokens, "summary": f"wrote work/{name}.txt"}))
+    report: dict[str, object] = {"tokens_used": tokens, "summary": f"wrote work/{name}.txt"}
+    if "[issue]" in title:
+        report["issues"] = [
+            {
+                "issue_key": f"builder:todo:{name}",
+                "severity": "minor",
+                "category": "code_quality",
+                "evidence": "a TODO is left in the file",
+                "path": f"work/{name}.txt",
+                "line": 2,
+            }
+        ]
+    result.write_text(json.dumps(report))
     return 0
 
 

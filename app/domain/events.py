@@ -71,9 +71,10 @@ class _Event:
 
 @dataclass(frozen=True)
 class StrategyReady(_Event):
-    """The strategy was compiled and frozen."""
+    """The strategy was compiled and frozen (`planner_tokens`: what writing the plan cost)."""
 
     strategy: Strategy
+    planner_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,7 @@ def _strategy_ready(run: RunState, event: StrategyReady) -> Result | None:
         strategy=strategy,
         phases=tuple(PhaseProgress(p.phase_id, p.tier_id) for p in strategy.phases),
         tiers=tuple(TierProgress(t.tier_id) for t in strategy.tiers),
+        tokens=run.tokens + max(0, event.planner_tokens),
         awaiting=Awaiting(AwaitKind.BRANCH),
         artefacts_pending=True,
     )

@@ -216,6 +216,16 @@ def parse_plan(title: str, body: str | None) -> Plan:
     return Plan(built, tuple(warnings), _block(preamble, False, warnings))
 
 
+def has_checklist(body: str | None) -> bool:
+    """True when the body holds a checklist item outside code fences: it is a written plan."""
+    fence: tuple[str, str] | None = None
+    for line in _clean_body(body or "", []).split("\n"):
+        if fence is None and _ITEM.match(line):
+            return True
+        fence = _track_fence(line, fence)
+    return False
+
+
 def render_plan(plan: Plan) -> str:
     """The plan as markdown in the format `parse_plan` reads (ids are positional)."""
     out: list[str] = []

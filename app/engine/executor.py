@@ -70,7 +70,15 @@ from app.domain.issue_record import IssueRecord, Severity
 from app.domain.strategy import PhaseStrategy, Strategy
 from app.engine.ci_watch import CIWatcher
 from app.engine.envelope import CIWatch, Envelope
-from app.engine.planning import plan_run
+from app.engine.planning import (
+    PLANNER_PHASE,
+    PLANNER_TOKENS,
+    AskPlanner,
+    PlannerAnswer,
+    plan_run,
+    planner_prompt,
+    read_plan_file,
+)
 from app.engine.reporting import Reporter
 from app.github.client import GitHubApp, InstallationClient
 from app.github.commits import Attempt, BranchMoved, GovernedWriter, RefPolicy
@@ -220,11 +228,49 @@ class EngineExecutor:
         record = ctx.record
         identity = RunIdentity(record.id, record.repository, record.issue_number, record.branch)
         backlog = await self.backlogs.get(record.repository) if self.backlogs else None
-        planned = await plan_run(ctx.gh, self.settings, identity, backlog)
+        ask = self._planner(ctx) if self.settings.operator.planner else None
+        planned = await plan_run(ctx.gh, self.settings, identity, backlog, ask)
         env = env.note(issue_title=planned.issue_title, default_branch=planned.default_branch)
         if planned.strategy is None:
             return env, StrategyRejected(planned.problem)
-        return env, StrategyReady(planned.strategy)
+        return env, StrategyReady(planned.strategy, planned.planner_tokens)
+
+    def _planner(self, ctx: RunContext) -> AskPlanner:
+        """Ask the operator's planner profile for a plan, in the run's workspace (read-only)."""
+        operator = self.settings.operator
+        assert operator.planner is not None
+        profile = operator.builders[operator.planner]
+
+        async def ask(title: str, body: str, head: str) -> PlannerAnswer:
+            await ctx.workspace.ensure(head)
+            spec = PhaseSpec(
+                run_id=ctx.record.id,
+                phase_id=PLANNER_PHASE,
+                tier_id="T0",
+                title=f"Plan: {title}"[:300],
+                description=planner_prompt(title, body),
+                task_category="planning",
+                complexity="low",
+                builder_mode="plan",
+                attempt=1,
+                budgets_left=SpecBudgets(
+                    min(PLANNER_TOKENS, operator.limits.max_tokens_per_run),
+                    0,
+                    profile.timeout_seconds,
+                ),
+            )
+            try:
+                result = await self._profile_builder(profile).run(spec, ctx.workspace.tree)
+                text = read_plan_file(ctx.workspace.tree)
+            finally:
+                # Whatever the planner touched is thrown away: the first builder starts clean.
+                await asyncio.to_thread(ctx.workspace.reset)
+            if result.outcome.value != BuilderOutcome.OK.value:
+                reason = result.failure_reason or f"it ended {result.outcome.value}"
+                return PlannerAnswer("", result.tokens_used, reason)
+            return PlannerAnswer(text or result.summary, result.tokens_used)
+
+        return ask
 
     async def _create_branch(
         self, ctx: RunContext, env: Envelope, effect: CreateBranch

@@ -5,12 +5,14 @@ Used by PLAN_BOOTSTRAP and by `/autopack plan`, which answers with the result wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from app.config import Settings
 from app.domain.backlog import Backlog
 from app.domain.compiler import OperatorCaps, RunIdentity, compile_strategy
-from app.domain.plan import parse_plan, select_for_run
+from app.domain.plan import MAX_BODY_BYTES, has_checklist, parse_plan, select_for_run
 from app.domain.ruleset import RULESET_PATH, RulesetError, load_ruleset
 from app.domain.strategy import Strategy
 from app.github.repo import (
@@ -24,6 +26,9 @@ from app.github.repo import (
 )
 
 MAX_RULESET_BYTES = 64 * 1024
+PLANNER_PHASE = "PLAN"
+PLANNER_TOKENS = 200_000  # what writing a plan may cost, at most (within the operator's limit)
+PLAN_FILE = "AUTOPACK_PLAN.md"  # where the planner writes its plan, in its working directory
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,20 @@ class Planned:
     issue_title: str
     default_branch: str
     note: str = ""
+    planner_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class PlannerAnswer:
+    """What the operator's planner profile wrote: a plan in the issue format, or why not."""
+
+    text: str
+    tokens: int = 0
+    problem: str = ""
+
+
+# Asks the planner for a plan: (issue title, issue body, default branch head sha) -> answer.
+AskPlanner = Callable[[str, str, str], Awaitable[PlannerAnswer]]
 
 
 async def plan_run(
@@ -42,8 +61,14 @@ async def plan_run(
     settings: Settings,
     identity: RunIdentity,
     backlog: Backlog | None = None,
+    ask_planner: AskPlanner | None = None,
 ) -> Planned:
-    """Compile the strategy a run of this issue would follow now."""
+    """Compile the strategy a run of this issue would follow now.
+
+    An issue without a checklist is one phase, unless the operator configured a planner and
+    `ask_planner` is given: then the planner writes the plan (in the same format) and that is
+    parsed instead. A maintainer's own checklist always wins over the planner.
+    """
     repo = identity.repository
     issue = await get_issue(gh, repo, identity.issue_number)
     try:
@@ -65,6 +90,21 @@ async def plan_run(
             "not configured (AUTOPACK_CONFIG [builders])"
         )
     plan = parse_plan(issue.title, issue.body)
+    planner_tokens = 0
+    if operator.planner and ask_planner is None and not has_checklist(issue.body):
+        note = f"When the run starts, the planner profile {operator.planner!r} writes the plan."
+        plan = replace(plan, warnings=(note, *plan.warnings))
+    elif ask_planner is not None and operator.planner and not has_checklist(issue.body):
+        answer = await ask_planner(issue.title, issue.body or "", head.sha)
+        planner_tokens = answer.tokens
+        if has_checklist(answer.text):
+            drafted = parse_plan(issue.title, answer.text)
+            note = f"The plan was written by the planner profile {operator.planner!r}."
+            plan = replace(drafted, warnings=(note, *drafted.warnings))
+        else:
+            why = answer.problem or "its answer held no checklist"
+            note = f"The planner profile {operator.planner!r} gave no plan ({why}): one phase."
+            plan = replace(plan, warnings=(note, *plan.warnings))
     selection = select_for_run(plan, ruleset.run_scope, ruleset.budgets.run.max_phases)
     if not selection.plan_for_this_run.tiers:
         return refuse(selection.note)
@@ -74,7 +114,7 @@ async def plan_run(
         auditor_available=ruleset.auditor in operator.auditors,
     )
     strategy = compile_strategy(ruleset, selection, backlog or Backlog(), identity, caps)
-    return Planned(strategy, "", issue.title, head.branch, selection.note)
+    return Planned(strategy, "", issue.title, head.branch, selection.note, planner_tokens)
 
 
 def render_plan_preview(planned: Planned) -> str:
@@ -103,3 +143,37 @@ def render_plan_preview(planned: Planned) -> str:
     if strategy.plan_warnings:
         lines += ["", "Warnings:"] + [f"- {warning}" for warning in strategy.plan_warnings]
     return "\n".join(lines) + "\n"
+
+
+def planner_prompt(title: str, body: str) -> str:
+    """The planner's task: turn the issue into a plan in the issue format, written to PLAN_FILE."""
+    return "\n".join(
+        [
+            "Write a plan for the issue below; do not change any other file.",
+            "",
+            f"Write it to `{PLAN_FILE}` in the current directory, in this format:",
+            "",
+            "    ## Tier 1: <title>",
+            "    - [ ] <phase title> {category=<category> complexity=<low|medium|high>}",
+            "      <indented lines: what the phase does, precisely enough for one builder>",
+            "",
+            "Tiers group phases that belong together and come in the order they must be done;",
+            "each phase is one small, reviewable change that keeps the build green. The",
+            "{...} part is optional. The repository's files are in the current directory.",
+            "",
+            "## The issue",
+            "",
+            f"Title: {title}",
+            "",
+            body.strip() or "(no description)",
+        ]
+    )
+
+
+def read_plan_file(tree: Path) -> str:
+    """The plan the planner wrote: a regular file (never a link), cut to the plan size cap."""
+    path = tree / PLAN_FILE
+    if path.is_symlink() or not path.is_file():
+        return ""
+    with path.open("rb") as handle:
+        return handle.read(MAX_BODY_BYTES).decode("utf-8", "replace")

@@ -21,6 +21,7 @@ from tests.fakegithub.scenario import FakeGitHub
 
 REPO = "acme/widgets"
 BUILDER = Path(__file__).parent / "scripts" / "phase_builder.py"
+PLANNER = Path(__file__).parent / "scripts" / "planner.py"
 FILES = {"README.md": "# widgets\n", "src/app.py": "print('hi')\n"}
 
 
@@ -80,7 +81,9 @@ async def autopack(
     ci: CIScript | None = None,
     ruleset_text: str | None = None,
     builder_env: dict[str, str] | None = None,
+    planner_env: dict[str, str] | None = None,
 ) -> AsyncIterator[Harness]:
+    """A running Autopack; `planner_env` also configures the test planner (scripts/planner.py)."""
     inst = sim.install("acme")
     files = dict(FILES)
     files[".github/autopack.yml"] = ruleset_text if ruleset_text is not None else ruleset()
@@ -93,6 +96,14 @@ async def autopack(
         timeout_seconds=120,
         env=builder_env or {},
     )
+    planners = {}
+    if planner_env is not None:
+        planners["planner"] = BuilderProfile(
+            backend="command",
+            command=[sys.executable, str(PLANNER)],
+            timeout_seconds=60,
+            env=planner_env,
+        )
     settings = Settings(
         app_id=sim.app.id,
         private_key=sim.app.private_key_pem,  # type: ignore[arg-type]
@@ -100,7 +111,11 @@ async def autopack(
         github_api_url=sim.url,
         data_dir=data_dir,
         ci_poll_seconds=0.3,
-        operator=OperatorConfig(builders={"default": profile}, auditors={"reviewer": profile}),
+        operator=OperatorConfig(
+            builders={"default": profile, **planners},
+            auditors={"reviewer": profile},
+            planner="planner" if planners else None,
+        ),
     )
     server = TestServer(create_app(settings, engine=engine), host="127.0.0.1")
     await server.start_server()

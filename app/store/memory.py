@@ -259,7 +259,10 @@ class MemoryRunQueue:
             return None
         lease_until = moment + lease
         run = dataclasses.replace(
-            self._store.runs[best[1]], lease_owner=owner, lease_until=lease_until
+            self._store.runs[best[1]],
+            lease_owner=owner,
+            lease_until=lease_until,
+            wake_at=lease_until,
         )
         self._store.runs[run.id] = run
         jobs = tuple(sorted(self._due(run.id, moment), key=lambda job: job.id))
@@ -283,7 +286,9 @@ class MemoryRunQueue:
         moment = _now(now)
         run = self._require(claim, moment)
         lease_until = moment + lease
-        self._store.runs[run.id] = dataclasses.replace(run, lease_until=lease_until)
+        self._store.runs[run.id] = dataclasses.replace(
+            run, lease_until=lease_until, wake_at=lease_until
+        )
         return dataclasses.replace(claim, lease_until=lease_until)
 
     async def release(self, claim: Claim, wake_at: datetime | None = None) -> bool:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Table, case, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.store.db import as_utc, session_factory
+from app.store.jobs import JobStatus as JobStatus  # re-exported: part of the queue API
+from app.store.jobs import NewJob, complete_jobs, insert_job
 from app.store.models import JobRow, RunRow
 from app.store.runs import (
     LeaseLost,
@@ -24,13 +24,6 @@ from app.store.runs import (
 )
 
 DEFAULT_LEASE = timedelta(seconds=60)
-
-
-class JobStatus(StrEnum):
-    """A job waits (`pending`) until the run's lease holder completes it (`done`)."""
-
-    PENDING = "pending"
-    DONE = "done"
 
 
 @dataclass(frozen=True)
@@ -130,21 +123,12 @@ class RunQueue:
     ) -> bool:
         """Queue an event for a run; False when `dedupe_key` was already used for that run."""
         moment = utc_input(now) if now is not None else utcnow()
-        table = JobRow.__table__
-        assert isinstance(table, Table)
-        insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
-        statement = (
-            insert(table)
-            .values(
-                run_id=run_id,
-                payload=payload,
-                dedupe_key=dedupe_key,
-                status=JobStatus.PENDING.value,
-                created_at=moment,
-                available_at=utc_input(available_at) if available_at is not None else moment,
-            )
-            .on_conflict_do_nothing(index_elements=["run_id", "dedupe_key"])
-            .returning(table.c.id)
+        statement = insert_job(
+            self._engine.dialect.name,
+            run_id,
+            NewJob(payload, dedupe_key),
+            moment,
+            utc_input(available_at) if available_at is not None else None,
         )
         try:
             async with self._engine.begin() as conn:
@@ -189,7 +173,9 @@ class RunQueue:
             update(RunRow)
             # The lease test again in the UPDATE itself: it is the guard, the subquery a search.
             .where(RunRow.id == candidate.scalar_subquery(), lease_free)
-            .values(lease_owner=owner, lease_until=lease_until)
+            # The timer moves to the lease's end: a worker that dies holding the run (with no
+            # job left pending) still has it claimed again once the lease expires.
+            .values(lease_owner=owner, lease_until=lease_until, wake_at=lease_until)
             .returning(RunRow)
         )
         async with self._sessions.begin() as session:
@@ -224,15 +210,7 @@ class RunQueue:
             if _rowcount(touched) != 1:
                 raise LeaseLost(f"run {claim.run_id} is not leased by {claim.owner}")
             if job_ids:
-                await session.execute(
-                    update(JobRow)
-                    .where(
-                        JobRow.run_id == claim.run_id,
-                        JobRow.id.in_(list(job_ids)),
-                        JobRow.status == JobStatus.PENDING.value,
-                    )
-                    .values(status=JobStatus.DONE.value, done_at=moment)
-                )
+                await session.execute(complete_jobs(claim.run_id, job_ids, moment))
 
     async def renew(
         self, claim: Claim, lease: timedelta = DEFAULT_LEASE, now: datetime | None = None
@@ -244,7 +222,7 @@ class RunQueue:
             result = await session.execute(
                 update(RunRow)
                 .where(RunRow.id == claim.run_id, *_held_by(claim.owner, moment))
-                .values(lease_until=lease_until)
+                .values(lease_until=lease_until, wake_at=lease_until)
             )
             if _rowcount(result) != 1:
                 raise LeaseLost(f"run {claim.run_id} is not leased by {claim.owner}")

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.store.db import as_utc, session_factory
+from app.store.jobs import NewJob, complete_jobs, insert_job
 from app.store.models import RunEventRow, RunRow
 from app.store.progress import ProgressDelta, write_progress
 
@@ -286,11 +287,14 @@ class RunStore:
         now: datetime | None = None,
         events: Sequence[NewEvent] = (),
         progress: ProgressDelta | None = None,
+        jobs: Sequence[NewJob] = (),
+        done_jobs: Sequence[int] = (),
     ) -> RunRecord:
         """Write the machine's new state if `expected_version` is current and `owner` leases it.
 
-        `owner=None` writes only a run nobody holds (lease free or expired). Log entries and
-        progress rows given go in the same transaction: all of it is written or none.
+        `owner=None` writes only a run nobody holds (lease free or expired). Log entries,
+        progress rows, jobs to queue (de-duplicated by key) and jobs to mark done go in the same
+        transaction: all of it is written or none, under the lease the state was written under.
         """
         moment = utc_input(now) if now is not None else utcnow()
         if owner is None:
@@ -320,6 +324,11 @@ class RunStore:
                     await _append(session, run_id, events, moment)
                 if progress is not None and not progress.empty:
                     await write_progress(session, run_id, progress)
+                dialect = session.get_bind().dialect.name
+                for job in jobs:
+                    await session.execute(insert_job(dialect, run_id, job, moment))
+                if done_jobs:
+                    await session.execute(complete_jobs(run_id, done_jobs, moment))
                 return record
             current = await session.get(RunRow, run_id)
         if current is None:

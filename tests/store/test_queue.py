@@ -179,10 +179,24 @@ class TestTimersAndFairness:
         assert woken is not None
         assert woken.run_id == run
         assert woken.jobs == ()
-        assert woken.run.wake_at == wake
+        assert woken.run.wake_at == wake + LEASE  # held: the timer waits for the lease's end
         # Releasing without a timer clears it: nothing left to do.
         await stores.queue.release(woken)
         assert await stores.queue.claim("w1", LEASE, now=wake + timedelta(hours=1)) is None
+
+    async def test_a_run_whose_worker_died_is_claimed_again_when_the_lease_ends(
+        self, stores: Stores
+    ) -> None:
+        (run,) = await make_runs(stores, 1)
+        await stores.queue.enqueue(run, "{}", now=T0)
+        claim = await stores.queue.claim("w1", LEASE, now=T0)
+        assert claim is not None
+        await stores.queue.complete(claim, [claim.jobs[0].id], now=T0)
+        # w1 dies here: no job is left pending and it never releases the run.
+        assert await stores.queue.claim("w2", LEASE, now=T0 + LEASE / 2) is None
+        again = await stores.queue.claim("w2", LEASE, now=T0 + LEASE + timedelta(seconds=1))
+        assert again is not None
+        assert (again.run_id, again.jobs) == (run, ())
 
     async def test_oldest_waiting_run_first(self, stores: Stores) -> None:
         late, early, middle, timer = await make_runs(stores, 1, 2, 3, 4)

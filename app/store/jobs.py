@@ -1,0 +1,71 @@
+"""The statements that queue and complete a run's jobs, shared by the queue and the run store.
+
+The run store uses them to write a job together with the run's state in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Table, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.store.models import JobRow
+
+
+class JobStatus(StrEnum):
+    """Where a job stands."""
+
+    PENDING = "pending"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job to queue for a run; `dedupe_key` makes queueing it twice a no-op."""
+
+    payload: str
+    dedupe_key: str | None = None
+
+
+def insert_job(
+    dialect: str,
+    run_id: str,
+    job: NewJob,
+    moment: datetime,
+    available_at: datetime | None = None,
+) -> Any:
+    """INSERT the job unless its dedupe key was used for the run; RETURNING the new id."""
+    table = JobRow.__table__
+    assert isinstance(table, Table)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(table)
+        .values(
+            run_id=run_id,
+            payload=job.payload,
+            dedupe_key=job.dedupe_key,
+            status=JobStatus.PENDING.value,
+            created_at=moment,
+            available_at=available_at if available_at is not None else moment,
+        )
+        .on_conflict_do_nothing(index_elements=["run_id", "dedupe_key"])
+        .returning(table.c.id)
+    )
+
+
+def complete_jobs(run_id: str, job_ids: Sequence[int], moment: datetime) -> Any:
+    """UPDATE the run's pending jobs among `job_ids` to done."""
+    return (
+        update(JobRow)
+        .where(
+            JobRow.run_id == run_id,
+            JobRow.id.in_(list(job_ids)),
+            JobRow.status == JobStatus.PENDING.value,
+        )
+        .values(status=JobStatus.DONE.value, done_at=moment)
+    )

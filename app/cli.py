@@ -17,6 +17,7 @@ from app.logs import configure_logging
 from app.store import migrate
 from app.store.db import create_engine
 from app.web.app import create_app
+from app.web.metrics import worker_metrics
 
 log = logging.getLogger("autopack")
 
@@ -107,7 +108,10 @@ async def _run_worker(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
     log.info("worker started")
     try:
-        async with running_engine(settings, engine, asyncio.Event()):
+        async with (
+            running_engine(settings, engine, asyncio.Event()),
+            worker_metrics(settings, engine),
+        ):
             await asyncio.Event().wait()
     finally:
         await engine.dispose()

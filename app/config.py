@@ -127,6 +127,8 @@ class Settings(BaseModel):
     ci_poll_seconds: float = 30.0
     # How long a worker holds a run or a delivery before another worker may take it over.
     lease_seconds: float = 60.0
+    # `autopack worker` serves /metrics and /health on this port when set (it has no web server).
+    metrics_port: int | None = None
     operator: OperatorConfig = Field(default_factory=OperatorConfig)
 
     @property
@@ -169,6 +171,7 @@ def load_settings(
         "lease_seconds": _parse_seconds(
             "AUTOPACK_LEASE_SECONDS", get("AUTOPACK_LEASE_SECONDS"), default=60.0
         ),
+        "metrics_port": _parse_metrics_port(get("AUTOPACK_METRICS_PORT")),
     }
     config_path = get("AUTOPACK_CONFIG")
     if config_path is not None:
@@ -218,6 +221,16 @@ def _parse_port(value: str | None) -> int:
         return 8000
     if not value.strip().isdigit() or not 0 < int(value) < 65536:
         raise ConfigError(f"PORT: must be a TCP port number between 1 and 65535, got {value!r}")
+    return int(value)
+
+
+def _parse_metrics_port(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.strip().isdigit() or not 0 < int(value) < 65536:
+        raise ConfigError(
+            f"AUTOPACK_METRICS_PORT: must be a TCP port number between 1 and 65535, got {value!r}"
+        )
     return int(value)
 
 

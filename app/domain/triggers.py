@@ -65,6 +65,33 @@ def permission_allows(permission: str | None) -> bool:
     return permission in ("admin", "maintain", "write")
 
 
+def may_matter(event: str, payload: Mapping[str, Any], app_id: int | None) -> bool:
+    """False for deliveries that can never drive a run, judged from the payload alone.
+
+    The web endpoint uses it to leave out, before storing, the echoes of Autopack's own work
+    (its labels, comments, pull request and check runs) and other apps' check runs being
+    created: most of a run's webhooks. It is a superset of what `classify` and the CI wake act on
+    (installation events always matter), so it changes no decision, only where it is made.
+    """
+    action = payload.get("action")
+    if event in ("check_run", "check_suite"):
+        if action == "requested_action":
+            return True
+        app = (payload.get(event) or {}).get("app") or {}
+        return action == "completed" and (app_id is None or app.get("id") != app_id)
+    if event == "issues":
+        label = str((payload.get("label") or {}).get("name", ""))
+        if action in ("labeled", "unlabeled"):
+            return label in (RUN_LABEL, CANCEL_LABEL)
+        return action == "closed"
+    if event == "issue_comment":
+        comment = payload.get("comment") or {}
+        if action != "created" or (comment.get("user") or {}).get("type") == "Bot":
+            return False
+        return _COMMAND.search(str(comment.get("body", ""))) is not None
+    return event in ("installation", "installation_repositories")
+
+
 def classify(event: str, payload: Mapping[str, Any], me: Identity) -> Trigger:
     """Decide what a delivery asks for, without any I/O."""
     sender = payload.get("sender") or {}

@@ -23,6 +23,7 @@ import aiohttp
 import gidgethub
 import gidgethub.aiohttp
 
+from app import metrics
 from app.github.auth import (
     DEFAULT_REFRESH_MARGIN,
     GitHubAuthError,
@@ -76,6 +77,8 @@ def default_user_agent() -> str:
 
 class RetryingGitHubAPI(gidgethub.aiohttp.GitHubAPI):
     """A gidgethub client that authenticates each attempt and retries per `RetryPolicy`."""
+
+    installation_label = "app"  # who the requests count against in /metrics
 
     def __init__(
         self,
@@ -156,6 +159,9 @@ class RetryingGitHubAPI(gidgethub.aiohttp.GitHubAPI):
                 attempt += 1
                 continue
             self._record(response_headers)
+            metrics.observe_github_call(
+                self.installation_label, method, url, self.base_url, status, response_headers
+            )
             if status == 401 and not explicit_auth and not refreshed:
                 # A token can be revoked before its expiry: fetch a new one, once.
                 refreshed = True
@@ -223,6 +229,7 @@ class InstallationClient(RetryingGitHubAPI):
         super().__init__(session, **kwargs)
         self._tokens = tokens
         self.installation_id = installation_id
+        self.installation_label = str(installation_id)
 
     def __repr__(self) -> str:
         return f"InstallationClient({self.installation_id}, base_url={self.base_url!r})"

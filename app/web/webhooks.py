@@ -9,6 +9,8 @@ import time
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
+from app import metrics
+from app.domain.triggers import may_matter
 from app.logs import fields
 from app.store.inbox import NewDelivery
 from app.web import signature
@@ -43,6 +45,7 @@ async def receive(request: web.Request) -> web.Response:
     context: dict[str, object] = {"event": event or None, "delivery": delivery_id or None}
     response = await _receive(request, event, delivery_id, context)
     context["status"] = response.status
+    metrics.observe_delivery(event, str(context.get("outcome", "")), HANDLED_EVENTS)
     context["ms"] = round((time.perf_counter() - started) * 1000, 2)
     log.info("webhook delivery", extra=fields(**context))
     return response
@@ -87,6 +90,10 @@ async def _receive(
     if event not in HANDLED_EVENTS:
         context["outcome"] = "ignored"
         return _answer(202, "ignored", f"event {event!r} is not used by Autopack")
+    if not may_matter(event, payload, settings.app_id):
+        # Mostly echoes of Autopack's own work: answered, never stored, never processed.
+        context["outcome"] = "ignored"
+        return _answer(202, "ignored", f"{event}.{action} cannot drive a run")
     delivery = NewDelivery(
         delivery_id=delivery_id,
         event=event,

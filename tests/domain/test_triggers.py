@@ -15,6 +15,7 @@ from app.domain.triggers import (
     Trigger,
     TriggerKind,
     classify,
+    may_matter,
     permission_allows,
 )
 from tests.conftest import load_payload
@@ -149,3 +150,77 @@ def test_never_raises_on_odd_payloads(event: str, data: Any) -> None:
         classify(event, data, ME)
     except (AttributeError, TypeError):
         pytest.fail("classify must tolerate malformed payloads")
+
+
+# -- may_matter: what the web endpoint may leave out before storing ------------------------------
+
+_EVENTS = ["issues", "issue_comment", "check_run", "check_suite", "pull_request"]
+_ACTIONS = [
+    "labeled",
+    "unlabeled",
+    "closed",
+    "opened",
+    "created",
+    "edited",
+    "completed",
+    "requested_action",
+    "rerequested",
+    "synchronize",
+]
+_LABELS = ["autopack:run", "autopack:cancel", "autopack:running", "bug"]
+_BODIES = [
+    "/autopack plan",
+    "/autopack cancel",
+    "/autopack dance",
+    "looks good",
+    "x /autopack plan",
+]
+
+
+@st.composite
+def deliveries(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    event = draw(st.sampled_from(_EVENTS))
+    sender = draw(st.sampled_from([BOT, {"login": "alice", "type": "User"}]))
+    app_id = draw(st.sampled_from([4242, 99]))
+    data: dict[str, Any] = {
+        "action": draw(st.sampled_from(_ACTIONS)),
+        "sender": sender,
+        "repository": {"full_name": "acme/widgets"},
+        "issue": {"number": 7, "state": draw(st.sampled_from(["open", "closed"]))},
+        "label": {"name": draw(st.sampled_from(_LABELS))},
+        "comment": {"body": draw(st.sampled_from(_BODIES)), "user": sender},
+        "requested_action": {"identifier": RETRY_ACTION},
+    }
+    data[event] = {"app": {"id": app_id}, "external_id": "acme/widgets#7/r1", "id": 5}
+    return event, data
+
+
+@given(deliveries())
+def test_may_matter_keeps_everything_classify_acts_on(delivery: tuple[str, dict[str, Any]]) -> None:
+    event, data = delivery
+    if classify(event, data, ME).kind is not TriggerKind.IGNORE:
+        assert may_matter(event, data, ME.app_id)
+
+
+@pytest.mark.parametrize(
+    ("event", "data", "kept"),
+    [
+        ("issues", labeled("autopack:run"), True),
+        ("issues", labeled("autopack:running", sender=BOT), False),
+        ("issues", payload("issues.labeled", action="unlabeled", label__name="bug"), False),
+        ("issues", payload("issues.opened"), False),
+        ("check_run", {"action": "completed", "check_run": {"app": {"id": 1}}}, True),
+        ("check_run", {"action": "completed", "check_run": {"app": {"id": 4242}}}, False),
+        ("check_run", {"action": "created", "check_run": {"app": {"id": 1}}}, False),
+        ("check_run", {"action": "requested_action", "check_run": {"app": {"id": 4242}}}, True),
+        ("check_suite", {"action": "completed", "check_suite": {"app": {"id": 1}}}, True),
+        ("check_suite", {"action": "completed", "check_suite": {"app": {"id": 4242}}}, False),
+        ("issue_comment", {"action": "edited", "comment": {"body": "/autopack plan"}}, False),
+        ("issue_comment", {"action": "created", "comment": {"body": "/autopack plan"}}, True),
+        ("pull_request", {"action": "opened"}, False),
+        ("installation", {"action": "created"}, True),
+        ("installation_repositories", {"action": "added"}, True),
+    ],
+)
+def test_may_matter_examples(event: str, data: dict[str, Any], kept: bool) -> None:
+    assert may_matter(event, data, ME.app_id) is kept

@@ -45,8 +45,13 @@ async def test_failed_deliveries_are_redelivered_once(
             report = await redeliver_failed(client, inbox, since, settle=timedelta(0))
             await fakegithub.idle()
             assert set(report.redelivered) == missed
-            for guid in missed:
-                assert await inbox.status_of(guid) == "pending"
+            for record in fakegithub.deliveries:
+                if record.guid in missed:
+                    # The label and the command are stored; `issues.opened` cannot drive a
+                    # run, so the endpoint answers it without storing it.
+                    stored = record.payload.get("action") != "opened"
+                    expected = "pending" if stored else None
+                    assert await inbox.status_of(record.guid) == expected
             # A second pass finds every GUID delivered: nothing more is asked for.
             again = await redeliver_failed(client, inbox, since, settle=timedelta(0))
             assert again.redelivered == ()

@@ -28,6 +28,18 @@ Client = TestClient[Any, Any]
 MakeClient = Callable[..., Awaitable[Client]]
 
 
+def run_labeled() -> dict[str, Any]:
+    """GitHub's example `issues.labeled`, labelled `autopack:run` (a delivery that is stored)."""
+    payload = load_payload("issues.labeled")
+    return {**payload, "label": {**payload["label"], "name": "autopack:run"}}
+
+
+def plan_comment() -> dict[str, Any]:
+    """GitHub's example `issue_comment.created` asking for `/autopack plan`."""
+    payload = load_payload("issue_comment.created")
+    return {**payload, "comment": {**payload["comment"], "body": "/autopack plan"}}
+
+
 @pytest.fixture
 async def client(aiohttp_client: MakeClient, engine: AsyncEngine) -> Client:
     settings = Settings(webhook_secret=SECRET)  # type: ignore[arg-type]
@@ -35,7 +47,7 @@ async def client(aiohttp_client: MakeClient, engine: AsyncEngine) -> Client:
 
 
 async def test_delivery_is_stored_before_202(client: Client, engine: AsyncEngine) -> None:
-    response = await post_webhook(client, "issues", load_payload("issues.labeled"), delivery="d1")
+    response = await post_webhook(client, "issues", run_labeled(), delivery="d1")
     assert response.status == 202
     assert (await response.json())["outcome"] == "queued"
     inbox = Inbox(engine)
@@ -44,14 +56,14 @@ async def test_delivery_is_stored_before_202(client: Client, engine: AsyncEngine
     assert stored is not None
     assert stored.event == "issues"
     assert stored.action == "labeled"
-    assert stored.payload == load_payload("issues.labeled")
+    assert stored.payload == run_labeled()
     assert client.app[INBOX_WAKE].is_set()
 
 
 async def test_replayed_delivery_answers_200_and_stores_nothing(
     client: Client, engine: AsyncEngine
 ) -> None:
-    payload = load_payload("issue_comment.created")
+    payload = plan_comment()
     assert (await post_webhook(client, "issue_comment", payload, delivery="same")).status == 202
     again = await post_webhook(client, "issue_comment", payload, delivery="same")
     assert again.status == 200
@@ -63,7 +75,7 @@ def _raw(client: Client, body: bytes, headers: dict[str, str]) -> Any:
     return client.post("/api/github/webhooks", data=body, headers=headers)
 
 
-BODY = json.dumps(load_payload("issues.opened")).encode()
+BODY = json.dumps(run_labeled()).encode()
 GOOD = {"X-GitHub-Event": "issues", "X-GitHub-Delivery": "x1"}
 
 
@@ -142,7 +154,7 @@ async def test_no_secret_refuses_everything(
     client = await aiohttp_client(create_app(Settings(), engine=engine, with_worker=False))
     assert any("WEBHOOK_SECRET is not set" in r.getMessage() for r in caplog.records)
     for event in ("ping", "issues"):
-        response = await post_webhook(client, event, load_payload("issues.opened"))
+        response = await post_webhook(client, event, run_labeled())
         assert response.status == 401
     assert await Inbox(engine).counts() == {}
 
@@ -151,7 +163,7 @@ async def test_one_structured_log_line_per_delivery(
     client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="autopack.webhooks")
-    payload = dict(load_payload("issues.labeled"), installation={"id": 99, "node_id": "x"})
+    payload = dict(run_labeled(), installation={"id": 99, "node_id": "x"})
     await post_webhook(client, "issues", payload, delivery="log-1")
     lines = [r for r in caplog.records if r.name == "autopack.webhooks"]
     assert len(lines) == 1
@@ -222,6 +234,6 @@ async def test_malformed_installation_payload_is_dropped_not_retried(
 async def test_store_failure_is_503_not_acknowledged(client: Client, engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.exec_driver_sql("DROP TABLE webhook_inbox")
-    response = await post_webhook(client, "issues", load_payload("issues.opened"))
+    response = await post_webhook(client, "issues", run_labeled())
     assert response.status == 503
     assert (await response.json())["outcome"] == "unavailable"

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from app import metrics
 from app.domain.effects import Effect, RunAuditor, RunBuilder
 from app.domain.events import Event, event_from_json
 from app.domain.machine import advance
 from app.engine.envelope import Envelope
 from app.engine.progress import project
 from app.logs import fields
+from app.store.jobs import NewJob
 from app.store.progress import ProgressDelta
 from app.store.queue import Claim, Job, RunQueue
 from app.store.runs import EventKind, LeaseLost, NewEvent, RunRecord, RunStore
@@ -139,11 +141,11 @@ class RunDriver:
             if not due:
                 break
             for job in due:
+                # The job is marked done by the save after its last effect: a worker killed
+                # before that leaves it pending, so the run is claimed again and the saved
+                # effects are carried out.
                 await self._apply(held, job)
-                await self._carry_out(held)
-                # Done only once its effects are: a worker killed before this leaves the job
-                # pending, so the run is claimed again and the saved effects carried out.
-                await self.queue.complete(held.claim, [job.id], self._now())
+                await self._carry_out(held, job.id)
             if held.env.state.status.is_terminal and not held.env.pending:
                 break
 
@@ -151,6 +153,7 @@ class RunDriver:
         event = _event_of(job)
         items: list[NewEvent] = []
         delta = None
+        observed = None
         if event is not None:
             before = held.env.state
             after, effects = advance(before, event)
@@ -168,32 +171,52 @@ class RunDriver:
                     for e in effects
                 )
                 delta = project(before, after, event, effects, self._now())
+                observed = (before, after, event)
             else:
                 items.append(NewEvent(EventKind.NOTE, "ignored", json.dumps({"job": job.id})))
-        elif json.loads(job.payload).get("poll"):
+        new_jobs: list[NewJob] = []
+        if event is None and json.loads(job.payload).get("poll"):
             held.env, timed = await self.executor.tick(held.record, held.env, self.clock())
-            for result in timed:
-                await self.queue.enqueue(held.claim.run_id, job_payload(result), now=self._now())
-        await self._save(held, items, delta)
+            new_jobs = [NewJob(job_payload(result)) for result in timed]
+        done = [] if held.env.pending else [job.id]
+        await self._save(held, items, delta, jobs=new_jobs, done=done)
+        if observed is not None:
+            # Counted once the transition is saved, so a lost lease does not count it twice.
+            before, after, event = observed
+            metrics.observe_transition(
+                before, after, self.clock(), held.env.memo.phase_started_at or None, event=event
+            )
 
-    async def _carry_out(self, held: _Held) -> None:
+    async def _carry_out(self, held: _Held, job_id: int | None = None) -> None:
+        """Carry out the saved effects in order; the last save marks `job_id` done.
+
+        An effect's result is queued (de-duplicated by the effect's key) before the effect is
+        struck off. Striking it off is saved at once only when the effect left notes (ids of
+        what it created) or is the last or a long one; otherwise it rides on the next save, and
+        a worker killed in between carries the effect out again, which its key makes a no-op.
+        """
+        done = [] if job_id is None else [job_id]
         while held.env.pending:
             effect = held.env.pending[0]
             if isinstance(effect, LONG_EFFECTS):
                 outcome = await self._interruptible(held, effect)
                 if outcome is None:  # cancelled: the Cancelled job decides what follows
                     held.env = held.env.evolve(pending=())
-                    await self._save(held, [NewEvent(EventKind.NOTE, "interrupted")])
+                    await self._save(held, [NewEvent(EventKind.NOTE, "interrupted")], done=done)
                     return
                 env, result = outcome
             else:
                 env, result = await self.executor.execute(held.record, held.env, effect)
-            if result is not None:
-                await self.queue.enqueue(
-                    held.claim.run_id, job_payload(result), dedupe_key=effect.key, now=self._now()
-                )
+            new_jobs = [] if result is None else [NewJob(job_payload(result), effect.key)]
+            noted = env.memo != held.env.memo or env.state is not held.env.state
             held.env = env.evolve(pending=held.env.pending[1:])
-            await self._save(held, [])
+            if noted or not held.env.pending or isinstance(effect, LONG_EFFECTS):
+                last = not held.env.pending
+                await self._save(held, [], jobs=new_jobs, done=done if last else [])
+            elif new_jobs:
+                await self.queue.enqueue(
+                    held.claim.run_id, new_jobs[0].payload, new_jobs[0].dedupe_key, now=self._now()
+                )
             log.info(
                 "effect done",
                 extra=fields(run=held.claim.run_id, effect=effect.key, result=_name(result)),
@@ -224,9 +247,16 @@ class RunDriver:
                     await task
 
     async def _save(
-        self, held: _Held, items: list[NewEvent], progress: ProgressDelta | None = None
+        self,
+        held: _Held,
+        items: list[NewEvent],
+        progress: ProgressDelta | None = None,
+        *,
+        jobs: list[NewJob] | None = None,
+        done: list[int] | None = None,
     ) -> None:
-        """Save the envelope, its log entries and its progress rows in one transaction."""
+        """Save the envelope with its log entries, progress rows, new jobs and finished jobs,
+        in one transaction."""
         state = held.env.state
         held.record = await self.store.save(
             held.claim.run_id,
@@ -238,6 +268,8 @@ class RunDriver:
             self._now(),
             events=items,
             progress=progress,
+            jobs=jobs or (),
+            done_jobs=done or (),
         )
 
 

@@ -49,6 +49,13 @@ class Memo:
     label: str = ""
     annotations_sent: int = 0
     comment_id: int | None = None
+    # What the last comment edit showed, and when: edits are coalesced (see reporting.py).
+    commented_status: str = ""
+    commented_pull: int | None = None
+    commented_at: float = 0.0
+    pull_refreshed_landed: int = 0  # phases landed when the PR body was last refreshed
+    pull_refreshed_at: float = 0.0
+    backlog_issue: int | None = None
     pull_number: int | None = None
     pull_node_id: str = ""
     pull_ready: bool = False

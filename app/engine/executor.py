@@ -87,6 +87,7 @@ from app.github.repo import (
     protected_branches,
 )
 from app.store.backlogs import BacklogStore
+from app.store.progress import ProgressStore
 from app.store.runs import RunRecord
 
 log = logging.getLogger("autopack.executor")
@@ -126,6 +127,7 @@ class EngineExecutor:
         session: aiohttp.ClientSession,
         *,
         backlogs: BacklogStore | None = None,
+        progress: ProgressStore | None = None,
         clock: CIWatcher.Clock | None = None,
     ) -> None:
         self.settings = settings
@@ -133,7 +135,7 @@ class EngineExecutor:
         self.session = session
         self.backlogs = backlogs
         self.ci = CIWatcher(app, settings, clock=clock)
-        self.reporter = Reporter(app, settings, backlogs)
+        self.reporter = Reporter(app, settings, backlogs, progress)
         self.clock = self.ci.clock
 
     # -- context -------------------------------------------------------------------------------

@@ -1,40 +1,79 @@
-"""Reporting effects: the run's check run, its issue comment, labels, pull request and artefacts.
+"""Reporting effects: the run's check run, its issue comment, labels, pull request, artefacts and
+the repository's backlog issue.
 
 A failure to report never ends a run; the next report brings everything up to date again.
+Updates are coalesced to spare the API budget: the check run is current at every report (a new
+head gets a new one, the older one is completed as superseded); the comment and the pull request
+body are edited when what they show changed in kind (state, pull request, phases landed) and at
+most once per COALESCE_SECONDS otherwise, and always at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.config import Settings
-from app.domain.backlog import update_backlog
+from app.domain.backlog import AgingRules, update_backlog
 from app.domain.change import Change, ChangeKind, EntryType, FileChange
 from app.domain.effects import Effect, Finish, Report, WriteArtefacts
 from app.domain.events import ArtefactsWritten, Event
-from app.domain.report import issue_index, promotion, render_summary, status_line
+from app.domain.issue_record import Severity
+from app.domain.report import (
+    ReportView,
+    annotations_for,
+    issue_index,
+    promotion,
+    render_check_summary,
+    render_check_text,
+    render_check_title,
+    render_comment,
+    render_pull_body,
+    render_run_summary,
+    status_line,
+    web_root,
+)
+from app.domain.report_backlog import BACKLOG_TITLE, backlog_marker, render_backlog_issue
 from app.domain.run_state import RunState, RunStatus, TierStatus
 from app.domain.triggers import RETRY_ACTION
 from app.engine.envelope import Envelope
-from app.github.checks import CheckAction, CheckRunOutput, create_check_run, update_check_run
+from app.github.backlog_issue import upsert_backlog_issue
+from app.github.checks import (
+    Annotation,
+    CheckAction,
+    CheckRunOutput,
+    create_check_run,
+    update_check_run,
+)
 from app.github.client import GitHubApp
 from app.github.comments import upsert_run_comment
 from app.github.commits import Attempt, BranchMoved
 from app.github.labels import set_run_labels
 from app.github.pulls import ensure_draft_pull, mark_ready_for_review, update_pull
 from app.store.backlogs import BacklogStore
+from app.store.progress import AttemptRow, IssueRow, ProgressStore
 
 if TYPE_CHECKING:
     from app.engine.executor import RunContext
 
 CHECK_NAME = "Autopack"
+COALESCE_SECONDS = 10.0
 ARTEFACTS_DIR = ".autonomous_runs"
 RETRY = CheckAction("Retry run", "Start a new run for this issue", RETRY_ACTION)
 _CONCLUSIONS = {RunStatus.DONE_SUCCESS: "success", RunStatus.DONE_FAILED_CANCELLED: "cancelled"}
+
+
+_Rows = tuple[tuple[IssueRow, ...], tuple[AttemptRow, ...]]
+
+
+def _effective(state: RunState) -> dict[str, Severity]:
+    return dict(state.strategy.effective_severity) if state.strategy is not None else {}
 
 
 def external_id(repository: str, issue_number: int, run_id: str) -> str:
@@ -46,11 +85,18 @@ class Reporter:
     """Carries out Report, Finish and WriteArtefacts."""
 
     def __init__(
-        self, app: GitHubApp, settings: Settings, backlogs: BacklogStore | None = None
+        self,
+        app: GitHubApp,
+        settings: Settings,
+        backlogs: BacklogStore | None = None,
+        progress: ProgressStore | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
         self.settings = settings
         self.backlogs = backlogs
+        self.progress = progress
+        self.clock = clock
 
     def handles(self, effect: Effect) -> bool:
         """True for the effects this class carries out."""
@@ -66,19 +112,12 @@ class Reporter:
         if env.memo.final_reported:
             return env, None  # Finish right after the terminal Report: nothing new to say
         if final:
-            await self._age_backlog(ctx, env)
-        env = await self._check_run(ctx, env, final)
-        env = await self._pull(ctx, env, final)
-        body = self._summary(ctx, env)
-        comment = await upsert_run_comment(
-            ctx.gh,
-            ctx.record.repository,
-            ctx.record.issue_number,
-            ctx.record.id,
-            body,
-            env.memo.comment_id,
-        )
-        env = env.note(comment_id=comment, final_reported=final)
+            env = await self._age_backlog(ctx, env)
+        rows = await self._rows(ctx)
+        env = await self._check_run(ctx, env, self._view(ctx, env, rows), final)
+        env = await self._pull(ctx, env, rows, final)
+        env = await self._comment(ctx, env, rows, final)
+        env = env.note(final_reported=final)
         state = env.state
         label = "running"
         if state.status.is_terminal:
@@ -88,34 +127,95 @@ class Reporter:
             env = env.note(label=label)
         return env, None
 
-    async def _age_backlog(self, ctx: RunContext, env: Envelope) -> None:
-        """Fold the run's issues into the repository's backlog (idempotent per run)."""
+    async def _age_backlog(self, ctx: RunContext, env: Envelope) -> Envelope:
+        """Fold the run's issues into the repository's backlog (idempotent per run) and bring
+        the repository's backlog issue up to date."""
         state = env.state
         if self.backlogs is None or state.strategy is None:
-            return
+            return env
         ran = sum(
             1 for tier in state.tiers if tier.status in (TierStatus.COMPLETE, TierStatus.FAILED)
         )
-        backlog = await self.backlogs.get(ctx.record.repository)
+        repo = ctx.record.repository
+        backlog = await self.backlogs.get(repo)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         updated = update_backlog(backlog, issue_index(state), ctx.record.id, ran, now)
         if updated != backlog:
-            await self.backlogs.put(ctx.record.repository, updated)
+            await self.backlogs.put(repo, updated)
+        body = render_backlog_issue(repo, updated, AgingRules(), now)
+        number = await upsert_backlog_issue(
+            ctx.gh, repo, BACKLOG_TITLE, backlog_marker(repo), body, create=bool(updated.entries)
+        )
+        return env.note(backlog_issue=number)
 
-    def _summary(self, ctx: RunContext, env: Envelope) -> str:
-        url = f"#{env.memo.pull_number}" if env.memo.pull_number else None
-        return render_summary(
-            env.state, title=env.memo.issue_title, branch=ctx.record.branch, pull_url=url
+    async def _rows(self, ctx: RunContext) -> _Rows:
+        """The run's issues and attempts as stored (none without a progress store)."""
+        if self.progress is None:
+            return (), ()
+        run_id = ctx.record.id
+        return tuple(await self.progress.issues(run_id)), tuple(
+            await self.progress.attempts(run_id)
         )
 
-    async def _check_run(self, ctx: RunContext, env: Envelope, final: bool) -> Envelope:
+    def _view(self, ctx: RunContext, env: Envelope, rows: _Rows) -> ReportView:
+        """Everything the renderers need about the run as `env` has it now."""
+        record = ctx.record
+        web = web_root(self.settings.github_api_url)
+        issues, attempts = rows
+        check_url = None
+        if env.memo.check_run_id is not None:
+            check_url = f"{web}/{record.repository}/runs/{env.memo.check_run_id}"
+        return ReportView(
+            state=env.state,
+            repository=record.repository,
+            issue_number=record.issue_number,
+            run_number=record.run_number,
+            title=env.memo.issue_title,
+            branch=record.branch,
+            html_url=web,
+            started_at=record.created_at.timestamp(),
+            now=self.clock(),
+            pull_number=env.memo.pull_number,
+            check_run_url=check_url,
+            issues=issues,
+            attempts=attempts,
+            artefacts_path=f"{ARTEFACTS_DIR}/{record.id}/",
+        )
+
+    async def _comment(self, ctx: RunContext, env: Envelope, rows: _Rows, final: bool) -> Envelope:
+        """Create the run's comment, or edit it when what it shows changed in kind."""
+        memo, now = env.memo, self.clock()
+        status = env.state.status.value
+        changed = (memo.commented_status, memo.commented_pull) != (status, memo.pull_number)
+        due = now - memo.commented_at >= COALESCE_SECONDS
+        if memo.comment_id is not None and not (final or changed or due):
+            return env
+        comment = await upsert_run_comment(
+            ctx.gh,
+            ctx.record.repository,
+            ctx.record.issue_number,
+            ctx.record.id,
+            render_comment(self._view(ctx, env, rows)),
+            memo.comment_id,
+        )
+        return env.note(
+            comment_id=comment,
+            commented_status=status,
+            commented_pull=memo.pull_number,
+            commented_at=now,
+        )
+
+    async def _check_run(
+        self, ctx: RunContext, env: Envelope, view: ReportView, final: bool
+    ) -> Envelope:
         state = env.state
         head = env.memo.final_head or state.head_sha
         if head is None:
             return env
-        summary = self._summary(ctx, env)
         output = CheckRunOutput(
-            title=f"Autopack: {state.status.value}", summary=summary[:60000] or status_line(state)
+            title=render_check_title(view),
+            summary=render_check_summary(view),
+            text=render_check_text(view),
         )
         repo = ctx.record.repository
         if env.memo.check_run_id is None or env.memo.check_run_sha != head:
@@ -142,6 +242,12 @@ class Reporter:
         if final:
             conclusion = _CONCLUSIONS.get(state.status, "failure")
             actions = (RETRY,) if conclusion == "failure" else ()
+            # Annotations only now: GitHub appends them on every update, so sent once, at the
+            # end, on the final head (where the paths they point at are).
+            notes = annotations_for(view.issues, effective=_effective(state))
+            output = dataclasses.replace(
+                output, annotations=tuple(Annotation(**dataclasses.asdict(a)) for a in notes)
+            )
             await update_check_run(
                 ctx.gh,
                 repo,
@@ -154,21 +260,33 @@ class Reporter:
             await update_check_run(ctx.gh, repo, env.memo.check_run_id or 0, output=output)
         return env
 
-    async def _pull(self, ctx: RunContext, env: Envelope, final: bool) -> Envelope:
+    async def _pull(self, ctx: RunContext, env: Envelope, rows: _Rows, final: bool) -> Envelope:
         state = env.state
-        landed = any(phase.last_commit for phase in state.phases)
-        if not landed or not env.memo.default_branch:
+        if not any(phase.last_commit for phase in state.phases) or not env.memo.default_branch:
             return env
         repo = ctx.record.repository
         title = f"Autopack: {env.memo.issue_title}"
-        body = self._summary(ctx, env) + f"\nRefs #{ctx.record.issue_number}\n"
-        if env.memo.pull_number is None:
+        landed = sum(1 for phase in state.phases if phase.last_commit)
+        memo, now = env.memo, self.clock()
+        if memo.pull_number is None:
+            body = render_pull_body(self._view(ctx, env, rows))
             pull = await ensure_draft_pull(
-                ctx.gh, repo, ctx.record.branch, env.memo.default_branch, title, body
+                ctx.gh, repo, ctx.record.branch, memo.default_branch, title, body
             )
-            env = env.note(pull_number=pull.number, pull_node_id=pull.node_id)
-        elif final:  # the body is the run summary: refreshed at the end, not on every step
-            await update_pull(ctx.gh, repo, env.memo.pull_number, body=body)
+            env = env.note(
+                pull_number=pull.number,
+                pull_node_id=pull.node_id,
+                pull_refreshed_landed=landed,
+                pull_refreshed_at=now,
+            )
+        elif final or (
+            landed != memo.pull_refreshed_landed
+            and now - memo.pull_refreshed_at >= COALESCE_SECONDS
+        ):
+            # The body is the run summary: refreshed as phases land (coalesced) and at the end.
+            body = render_pull_body(self._view(ctx, env, rows))
+            await update_pull(ctx.gh, repo, memo.pull_number, body=body)
+            env = env.note(pull_refreshed_landed=landed, pull_refreshed_at=now)
         if final and not env.memo.pull_ready and promotion(state).eligible:
             await mark_ready_for_review(ctx.gh, env.memo.pull_node_id)
             env = env.note(pull_ready=True)
@@ -177,7 +295,8 @@ class Reporter:
     async def _artefacts(
         self, ctx: RunContext, env: Envelope, effect: WriteArtefacts
     ) -> tuple[Envelope, Event | None]:
-        files = artefact_files(env.state, self._summary(ctx, env))
+        summary = render_run_summary(self._view(ctx, env, await self._rows(ctx)))
+        files = artefact_files(env.state, summary)
         folder = self.settings.data_dir / "runs" / ctx.record.id
         await asyncio.to_thread(_write_all, folder, files)
         head = env.state.head_sha

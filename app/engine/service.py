@@ -27,6 +27,7 @@ from app.store.backlogs import BacklogStore
 from app.store.db import session_factory
 from app.store.inbox import Inbox, InboxDelivery
 from app.store.installations import Installations
+from app.store.progress import ProgressStore
 from app.store.queue import RunQueue
 from app.store.runs import RunStore
 
@@ -75,7 +76,13 @@ async def running_engine(
             )
             store, queue = RunStore(engine), RunQueue(engine)
             intake = RunIntake(settings, app, store, queue)
-            executor = EngineExecutor(settings, app, session, backlogs=BacklogStore(engine))
+            executor = EngineExecutor(
+                settings,
+                app,
+                session,
+                backlogs=BacklogStore(engine),
+                progress=ProgressStore(engine),
+            )
             lease = timedelta(seconds=settings.lease_seconds)
             driver = RunDriver(store, queue, executor, owner=worker_name(), lease=lease)
             dispatch = _both(dispatch, intake, run_wake)

@@ -69,8 +69,12 @@ async def _edit(gh: GitHubClient, repo: str, comment_id: int, body: str) -> bool
 async def upsert_run_comment(
     gh: GitHubClient, repo: str, issue: int, run_id: str, body: str, comment_id: int | None
 ) -> int:
-    """Create or edit the run's comment; return its id (store it for the next update)."""
-    full = cap_body(f"{run_marker(run_id)}\n{body}")
+    """Create or edit the run's comment; return its id (store it for the next update).
+
+    The body gets the run's marker in front unless it already starts with it.
+    """
+    marker = run_marker(run_id)
+    full = cap_body(body if body.startswith(marker) else f"{marker}\n{body}")
     if comment_id is not None and await _edit(gh, repo, comment_id, full):
         return comment_id
     # No stored id, or someone deleted the comment: look before creating.

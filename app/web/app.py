@@ -14,7 +14,7 @@ from app.engine.service import running_engine
 from app.store.db import create_engine
 from app.store.inbox import Inbox
 from app.store.inbox_writer import InboxWriter
-from app.web import health, webhooks
+from app.web import api, dashboard, health, metrics, webhooks
 from app.web.keys import ENGINE, INBOX, INBOX_WAKE, INBOX_WRITER, SETTINGS
 
 log = logging.getLogger("autopack.web")
@@ -32,6 +32,9 @@ def create_app(
         app.cleanup_ctx.append(_worker)
     app.router.add_post("/api/github/webhooks", webhooks.receive)
     app.router.add_get("/health", health.health)
+    metrics.setup(app)
+    api.setup(app)
+    dashboard.setup(app)
     app.on_startup.append(_announce)
     return app
 

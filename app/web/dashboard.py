@@ -1,0 +1,284 @@
+"""The operator's dashboard: server-rendered HTML pages over the same read model as the REST API.
+
+Pages: the runs list (`/`), a run (`/runs/{id}`: timeline, budgets, phases, attempts, issues,
+log), a repository's backlog (`/repos/{owner}/{repo}/backlog`) and the budget report (`/budget`).
+The credential is the API's: `POST /login` with `AUTOPACK_API_TOKEN` sets the `autopack_session`
+cookie (an HMAC of the token, see `auth.py`); a bearer header works too. No JavaScript, no CDN:
+one stylesheet served from the package, and a Content-Security-Policy that allows nothing else.
+Rendering (Jinja2, autoescaped, and its filters) is in `templating.py`.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+from aiohttp import web
+from markupsafe import Markup
+
+from app.web import auth
+from app.web.keys import ENGINE, SETTINGS
+from app.web.readmodel import (
+    DEFAULT_EVENTS_PAGE,
+    STATUS_FILTERS,
+    BadCursor,
+    Page,
+    ReadModel,
+    RunFilters,
+)
+from app.web.templating import AttemptView, environment
+from app.web.timeline import OUTCOME_COLOURS, render_timeline
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+TEMPLATES = web.AppKey("dashboard_templates", jinja2.Environment)
+STATIC_FILES = {"dashboard.css": "text/css", "favicon.svg": "image/svg+xml"}
+STATIC = web.AppKey("dashboard_static", dict[str, bytes])
+
+# Nothing but our own stylesheet and icon may load; inline SVG attributes are not styles.
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    # Not no-referrer: with it, browsers send `Origin: null` on form posts, refused below.
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+NOT_CONFIGURED = "AUTOPACK_API_TOKEN is not set: the dashboard is disabled."
+REFUSED = "That is not the API token."
+MAX_NEXT = 2000
+RUNS_PAGE = 50
+
+
+def setup(app: web.Application) -> None:
+    """Add the dashboard's routes, templates and static files to the application."""
+    app[TEMPLATES] = environment()
+    static = importlib.resources.files("app.web") / "static"
+    app[STATIC] = {name: (static / name).read_bytes() for name in STATIC_FILES}
+    app.router.add_get("/", runs_page, name="dashboard-runs")
+    app.router.add_get("/login", login_form, name="dashboard-login")
+    app.router.add_post("/login", login, name="dashboard-login-post")
+    app.router.add_post("/logout", logout, name="dashboard-logout")
+    app.router.add_get("/runs/{id}", run_page, name="dashboard-run")
+    app.router.add_get("/repos/{owner}/{repo}/backlog", backlog_page, name="dashboard-backlog")
+    app.router.add_get("/budget", budget_page, name="dashboard-budget")
+    app.router.add_get("/static/{name}", static_file, name="dashboard-static")
+
+
+# --- rendering and the credential ---------------------------------------------------------------
+
+
+def _render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    html = request.app[TEMPLATES].get_template(template).render(**context)
+    return web.Response(
+        text=html, status=status, content_type="text/html", headers=_SECURITY_HEADERS
+    )
+
+
+def _signed_in(request: web.Request) -> bool:
+    return auth.cookie_ok(request) or auth.bearer_ok(request)
+
+
+def _requires_sign_in(handler: Handler) -> Handler:
+    """Send a request without a valid session to the login form, remembering where it went."""
+
+    @wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if not _signed_in(request):
+            login_url = request.app.router["dashboard-login"].url_for()
+            target = login_url.with_query(next=request.rel_url.path_qs)
+            return web.Response(status=303, headers={"Location": str(target)})
+        return await handler(request)
+
+    return guarded
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after signing in: a path on this site, never another host."""
+    if not value or len(value) > MAX_NEXT or not value.startswith("/"):
+        return "/"
+    if value.startswith(("//", "/\\")) or any(ord(c) < 0x20 or c == "\\" for c in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or parts.path in ("/login", "/logout"):
+        return "/"
+    return value
+
+
+def _cross_site(request: web.Request) -> bool:
+    """True for a form posted from another site (refused, whatever SameSite already blocks)."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:  # every current browser sends it, and proxies leave it alone
+        return fetch_site not in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+    return urlsplit(origin).netloc != host
+
+
+def _over_https(request: web.Request) -> bool:
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return request.secure or forwarded == "https"
+
+
+def _forbidden(request: web.Request) -> web.Response:
+    return _render(
+        request,
+        "error.html",
+        status=403,
+        signed_in=False,
+        heading="Refused",
+        message="A form from another site cannot sign in or out here.",
+    )
+
+
+# --- handlers ------------------------------------------------------------------------------------
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    """GET /login: the sign-in form (straight on when already signed in)."""
+    target = safe_next(request.query.get("next"))
+    if _signed_in(request):
+        return web.Response(status=303, headers={"Location": target})
+    configured = auth.token_configured(request.app[SETTINGS])
+    error = None if configured else NOT_CONFIGURED
+    return _render(request, "login.html", signed_in=False, next=target, error=error)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """POST /login: the right token sets the session cookie; a wrong one gets the form, 401."""
+    if _cross_site(request):
+        return _forbidden(request)
+    form = await request.post()
+    token, target = form.get("token"), form.get("next")
+    target = safe_next(target if isinstance(target, str) else None)
+    settings = request.app[SETTINGS]
+    value = auth.session_cookie_value(settings)
+    if value is None or not isinstance(token, str) or not auth.token_matches(settings, token):
+        error = NOT_CONFIGURED if value is None else REFUSED
+        return _render(request, "login.html", 401, signed_in=False, next=target, error=error)
+    response = web.Response(status=303, headers={"Location": target, "Cache-Control": "no-store"})
+    response.set_cookie(
+        auth.COOKIE_NAME,
+        value,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=_over_https(request),
+    )
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """POST /logout: clear the session cookie and go back to the form."""
+    if _cross_site(request):
+        return _forbidden(request)
+    response = web.Response(status=303, headers={"Location": "/login"})
+    response.del_cookie(auth.COOKIE_NAME, path="/", httponly=True, samesite="Strict")
+    return response
+
+
+@_requires_sign_in
+async def runs_page(request: web.Request) -> web.StreamResponse:
+    """GET /: runs newest first, filtered by repository and status, a page at a time."""
+    errors: list[str] = []
+    repository = request.query.get("repository", "").strip() or None
+    status = request.query.get("status") or None
+    if status is not None and status not in STATUS_FILTERS:
+        errors.append("Unknown status: showing every status.")
+        status = None
+    cursor = request.query.get("cursor") or None
+    model = ReadModel(request.app[ENGINE])
+    filters = RunFilters(repository=repository, status=status)
+    try:
+        listing = await model.list_runs(filters, Page(limit=RUNS_PAGE, cursor=cursor))
+    except BadCursor:
+        errors.append("That page link is not valid: showing the newest runs.")
+        listing = await model.list_runs(filters, Page(limit=RUNS_PAGE))
+    next_url = None
+    if listing["next_cursor"] is not None:
+        next_url = str(request.rel_url.update_query(cursor=listing["next_cursor"]))
+    return _render(
+        request,
+        "runs.html",
+        signed_in=True,
+        runs=listing["runs"],
+        repository=repository,
+        status_filter=status,
+        statuses=STATUS_FILTERS,
+        errors=errors,
+        next_url=next_url,
+    )
+
+
+@_requires_sign_in
+async def run_page(request: web.Request) -> web.StreamResponse:
+    """GET /runs/{id}: one run with its timeline, budgets, phases, attempts, issues and log."""
+    run_id = request.match_info["id"]
+    now = datetime.now(UTC)
+    model = ReadModel(request.app[ENGINE])
+    detail = await model.run_detail(run_id, now=now)
+    raw_after = request.query.get("after", "0")
+    after = int(raw_after) if raw_after.isdigit() and len(raw_after) < 12 else 0
+    events = await model.run_events(run_id, after=after, limit=DEFAULT_EVENTS_PAGE)
+    if detail is None or events is None:
+        return _render(
+            request,
+            "error.html",
+            404,
+            signed_in=True,
+            heading="Run not found",
+            message=f"There is no run {run_id}.",
+        )
+    attempts = [AttemptView.from_json(a) for a in detail["attempts"]]
+    phases = [p["phase_id"] for p in detail["phases"]]
+    return _render(
+        request,
+        "run.html",
+        signed_in=True,
+        run=detail["run"],
+        detail=detail,
+        budgets=detail["budgets"],
+        events=events,
+        after=after,
+        now=now,
+        timeline=Markup(render_timeline(attempts, now, phases)),  # noqa: S704 - escapes inside
+        legend=list(OUTCOME_COLOURS.items()),
+    )
+
+
+@_requires_sign_in
+async def backlog_page(request: web.Request) -> web.StreamResponse:
+    """GET /repos/{owner}/{repo}/backlog: the repository's open issues, effective major first."""
+    repository = f"{request.match_info['owner']}/{request.match_info['repo']}"
+    backlog = await ReadModel(request.app[ENGINE]).repo_backlog(repository)
+    return _render(request, "backlog.html", signed_in=True, backlog=backlog)
+
+
+@_requires_sign_in
+async def budget_page(request: web.Request) -> web.StreamResponse:
+    """GET /budget: budget aborts, spend per slice and whether the auditor helped."""
+    report = await ReadModel(request.app[ENGINE]).budget_report()
+    return _render(request, "budget.html", signed_in=True, report=report)
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    """GET /static/{name}: the stylesheet and icon, from the package (no login: nothing secret)."""
+    name = request.match_info["name"]
+    content_type = STATIC_FILES.get(name)
+    if content_type is None:
+        raise web.HTTPNotFound()
+    return web.Response(
+        body=request.app[STATIC][name],
+        content_type=content_type,
+        headers={"Cache-Control": "max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )

@@ -78,6 +78,12 @@ PLAN = """Make widgets better.
 ## Tier 2: polish
 - [ ] Describe it in the README {category=docs complexity=low mode=tweak_light}
 """
+# The same work in 9 phases (3 tiers of 3): against PLAN, it shows what one more phase costs.
+PLAN_9 = "Make widgets better.\n" + "".join(
+    f"\n## Tier {tier}: part {tier}\n"
+    + "".join(f"- [ ] Add piece {tier}.{n}\n" for n in range(1, 4))
+    for tier in range(1, 4)
+)
 FILES = {
     "README.md": "# widgets\n",
     "src/app.py": "print('hi')\n",
@@ -334,6 +340,13 @@ class Measurement:
     db_methods: Counter[str]
     webhooks: Counter[str]
     cpu_ms: float = 0.0  # this process's CPU less the simulator's request handling
+    plan_phases: int = 3
+
+    @property
+    def label(self) -> str:
+        """How the configuration is named in column headings."""
+        extra = f" ({self.plan_phases} phases)" if self.plan_phases != 3 else ""
+        return f"{self.backend} x{self.concurrency}{extra}"
 
 
 async def _all_finished(store: RunStore, count: int, limit_s: float) -> list[RunRecord]:
@@ -371,9 +384,9 @@ def _settings(sim: FakeGitHub, data_dir: Path, ci_poll: float) -> Settings:
 
 
 async def measure(
-    backend: str, url: str, concurrency: int, args: argparse.Namespace
+    backend: str, url: str, concurrency: int, args: argparse.Namespace, plan: str = PLAN
 ) -> Measurement:
-    """Start `concurrency` runs at once and wait (bounded) for all of them to end."""
+    """Start `concurrency` runs of `plan` at once and wait (bounded) for all of them to end."""
     sim = FakeGitHub(rate_limit=100_000)
     await sim.start()
     engine = create_engine(url)
@@ -393,7 +406,7 @@ async def measure(
             try:
                 started, cpu = datetime.now(UTC), time.process_time()
                 for repo in repos:
-                    number = await sim.open_issue(repo, "Build the thing", PLAN, user="alice")
+                    number = await sim.open_issue(repo, "Build the thing", plan, user="alice")
                     await sim.label_issue(repo, number, "autopack:run", sender="alice")
                 records = await _all_finished(RunStore(engine), concurrency, args.timeout)
                 cpu = time.process_time() - cpu - sum(r.ms for r in sim.request_log) / 1000
@@ -409,7 +422,8 @@ async def measure(
     wall = (max(ends, default=datetime.now(UTC)) - started).total_seconds()
     timed_out = len(ends) < concurrency
     result = _figures(backend, concurrency, wall, timed_out, records, meter, sim.request_log)
-    return dataclasses.replace(result, cpu_ms=cpu * 1000)
+    phases = plan.count("- [ ]")
+    return dataclasses.replace(result, cpu_ms=cpu * 1000, plan_phases=phases)
 
 
 def _figures(
@@ -482,6 +496,11 @@ def _per_phase(m: Measurement, attr: str) -> list[float]:
     return [float(getattr(r, attr)) / r.phases for r in m.runs if r.phases]
 
 
+def _runs(m: Measurement) -> str:
+    """The "concurrent runs" cell, naming a plan other than the usual 3 phases."""
+    return f"{m.concurrency}" + (f" ({m.plan_phases} phases)" if m.plan_phases != 3 else "")
+
+
 def summary_table(results: list[Measurement]) -> str:
     """The headline table: supervisor time and API calls per phase."""
     lines = [
@@ -520,7 +539,7 @@ def time_table(results: list[Measurement]) -> str:
     ]
     for m in results:
         cells = " | ".join(f"{statistics.fmean(_per_phase(m, a)):.0f}" for _, a in columns)
-        lines.append(f"| {m.backend} | {m.concurrency} | {cells} |")
+        lines.append(f"| {m.backend} | {_runs(m)} | {cells} |")
     return "\n".join(lines)
 
 
@@ -535,7 +554,7 @@ def kinds_table(results: list[Measurement]) -> str:
             statistics.fmean(r.kinds[kind] / r.phases for r in m.runs if r.phases) for kind in KINDS
         ]
         lines.append(
-            f"| {m.backend} | {m.concurrency} | "
+            f"| {m.backend} | {_runs(m)} | "
             + " | ".join(f"{c:.2f}" for c in cells)
             + f" | {sum(cells):.2f} | {m.jwt_calls} |"
         )
@@ -573,7 +592,7 @@ def _counter_table(
     with_kind: bool = False,
 ) -> str:
     """One row per counter key, one column per configuration: per phase or per run."""
-    head = " | ".join(f"{m.backend} x{m.concurrency}" for m in results)
+    head = " | ".join(m.label for m in results)
     lines = [f"| {title} | {head} |", "|---|" + "---|" * with_kind + "---:|" * len(results)]
     for name in names:
         cells = []
@@ -582,6 +601,35 @@ def _counter_table(
             cells.append(f"{getattr(m, attr)[name] / max(divisor, 1):.2f}")
         label = f"{kind_of(name)} | `{name}`" if with_kind else f"`{name}`"
         lines.append(f"| {label} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def marginal_table(results: list[Measurement]) -> str:
+    """What one more phase costs: the 9-phase run against the 3-phase run, per backend.
+
+    Per-run costs (permission check, plan, branch, labels, pull request, final report and
+    artefacts, backlog issue) do not grow with phases; this slope is what every further phase
+    adds, and the per-phase figure a long run approaches.
+    """
+    lines = [
+        "| backend | API calls, 3 phases | 9 phases | per extra phase | supervisor ms, 3 phases "
+        "| 9 phases | per extra phase |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for backend in dict.fromkeys(m.backend for m in results):
+        small = next(
+            (m for m in results if (m.backend, m.concurrency, m.plan_phases) == (backend, 1, 3)),
+            None,
+        )
+        large = next((m for m in results if m.backend == backend and m.plan_phases == 9), None)
+        if small is None or large is None:
+            continue
+        calls = [sum(r.calls for r in m.runs) for m in (small, large)]
+        own = [sum(r.own_ms for r in m.runs) for m in (small, large)]
+        lines.append(
+            f"| {backend} | {calls[0]} | {calls[1]} | {(calls[1] - calls[0]) / 6:.1f} "
+            f"| {own[0]:.0f} | {own[1]:.0f} | {(own[1] - own[0]) / 6:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -606,7 +654,14 @@ async def main() -> None:
                     await reset_postgres(url)
                     database = url
                 results.append(await measure(backend, database, concurrency, args))
-    for table in (summary_table, time_table, kinds_table, routes_table, db_table, webhooks_table):
+            if url is None:
+                database = f"sqlite+aiosqlite:///{folder}/bench-9.db"
+            else:
+                await reset_postgres(url)
+                database = url
+            results.append(await measure(backend, database, 1, args, PLAN_9))
+    tables = (summary_table, marginal_table, time_table, kinds_table, routes_table, db_table)
+    for table in (*tables, webhooks_table):
         print(table(results), end="\n\n")
     idle = ", ".join(f"{m.backend} x{m.concurrency}: {m.idle_steps}" for m in results)
     print(f"driver steps that claimed nothing: {idle}")

@@ -74,11 +74,13 @@ def may_matter(event: str, payload: Mapping[str, Any], app_id: int | None) -> bo
     (installation events always matter), so it changes no decision, only where it is made.
     """
     action = payload.get("action")
-    if event in ("check_run", "check_suite"):
+    if event == "check_run":
         if action == "requested_action":
             return True
         app = (payload.get(event) or {}).get("app") or {}
         return action == "completed" and (app_id is None or app.get("id") != app_id)
+    if event == "check_suite":
+        return False  # every check run in it sends its own `completed`: that is the wake-up
     if event == "issues":
         label = str((payload.get("label") or {}).get("name", ""))
         if action in ("labeled", "unlabeled"):

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -23,6 +23,7 @@ from app import metrics
 from app.domain.effects import Effect, RunAuditor, RunBuilder
 from app.domain.events import Event, event_from_json
 from app.domain.machine import advance
+from app.domain.run_state import RunState
 from app.engine.envelope import Envelope
 from app.engine.progress import project
 from app.logs import fields
@@ -80,6 +81,11 @@ class _Held:
     claim: Claim
     record: RunRecord
     env: Envelope
+    # A transition applied but not saved yet: its log entries, progress rows and the states
+    # it went between (for the metrics, counted once saved).
+    unsaved: list[NewEvent] = field(default_factory=list)
+    progress: ProgressDelta | None = None
+    observed: tuple[RunState, RunState, Event] | None = None
 
 
 class RunDriver:
@@ -178,14 +184,12 @@ class RunDriver:
         if event is None and json.loads(job.payload).get("poll"):
             held.env, timed = await self.executor.tick(held.record, held.env, self.clock())
             new_jobs = [NewJob(job_payload(result)) for result in timed]
-        done = [] if held.env.pending else [job.id]
-        await self._save(held, items, delta, jobs=new_jobs, done=done)
-        if observed is not None:
-            # Counted once the transition is saved, so a lost lease does not count it twice.
-            before, after, event = observed
-            metrics.observe_transition(
-                before, after, self.clock(), held.env.memo.phase_started_at or None, event=event
-            )
+        held.unsaved, held.progress, held.observed = items, delta, observed
+        if not held.env.pending or new_jobs:
+            await self._save(held, jobs=new_jobs, done=[] if held.env.pending else [job.id])
+        # Otherwise the new state is saved with its first effect's result. A worker killed
+        # before that leaves the job pending on the old state: the job is applied again, and
+        # the machine, being a function of the two, asks for the same effects again.
 
     async def _carry_out(self, held: _Held, job_id: int | None = None) -> None:
         """Carry out the saved effects in order; the last save marks `job_id` done.
@@ -198,11 +202,14 @@ class RunDriver:
         done = [] if job_id is None else [job_id]
         while held.env.pending:
             effect = held.env.pending[0]
+            if isinstance(effect, LONG_EFFECTS) and held.unsaved:
+                await self._save(held)  # the run shows where it stands while the builder works
             if isinstance(effect, LONG_EFFECTS):
                 outcome = await self._interruptible(held, effect)
                 if outcome is None:  # cancelled: the Cancelled job decides what follows
                     held.env = held.env.evolve(pending=())
-                    await self._save(held, [NewEvent(EventKind.NOTE, "interrupted")], done=done)
+                    held.unsaved.append(NewEvent(EventKind.NOTE, "interrupted"))
+                    await self._save(held, done=done)
                     return
                 env, result = outcome
             else:
@@ -210,9 +217,9 @@ class RunDriver:
             new_jobs = [] if result is None else [NewJob(job_payload(result), effect.key)]
             noted = env.memo != held.env.memo or env.state is not held.env.state
             held.env = env.evolve(pending=held.env.pending[1:])
-            if noted or not held.env.pending or isinstance(effect, LONG_EFFECTS):
+            if noted or not held.env.pending or isinstance(effect, LONG_EFFECTS) or held.unsaved:
                 last = not held.env.pending
-                await self._save(held, [], jobs=new_jobs, done=done if last else [])
+                await self._save(held, jobs=new_jobs, done=done if last else [])
             elif new_jobs:
                 await self.queue.enqueue(
                     held.claim.run_id, new_jobs[0].payload, new_jobs[0].dedupe_key, now=self._now()
@@ -249,14 +256,12 @@ class RunDriver:
     async def _save(
         self,
         held: _Held,
-        items: list[NewEvent],
-        progress: ProgressDelta | None = None,
         *,
         jobs: list[NewJob] | None = None,
         done: list[int] | None = None,
     ) -> None:
-        """Save the envelope with its log entries, progress rows, new jobs and finished jobs,
-        in one transaction."""
+        """Save the envelope with the unsaved transition's log entries and progress rows, new
+        jobs and finished jobs, in one transaction."""
         state = held.env.state
         held.record = await self.store.save(
             held.claim.run_id,
@@ -266,11 +271,19 @@ class RunDriver:
             held.record.version,
             self.owner,
             self._now(),
-            events=items,
-            progress=progress,
+            events=held.unsaved,
+            progress=held.progress,
             jobs=jobs or (),
             done_jobs=done or (),
         )
+        observed = held.observed
+        held.unsaved, held.progress, held.observed = [], None, None
+        if observed is not None:
+            # Counted once the transition is saved, so a lost lease does not count it twice.
+            before, after, event = observed
+            metrics.observe_transition(
+                before, after, self.clock(), held.env.memo.phase_started_at or None, event=event
+            )
 
 
 def _name(event: Event | None) -> str | None:

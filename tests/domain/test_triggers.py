@@ -213,7 +213,7 @@ def test_may_matter_keeps_everything_classify_acts_on(delivery: tuple[str, dict[
         ("check_run", {"action": "completed", "check_run": {"app": {"id": 4242}}}, False),
         ("check_run", {"action": "created", "check_run": {"app": {"id": 1}}}, False),
         ("check_run", {"action": "requested_action", "check_run": {"app": {"id": 4242}}}, True),
-        ("check_suite", {"action": "completed", "check_suite": {"app": {"id": 1}}}, True),
+        ("check_suite", {"action": "completed", "check_suite": {"app": {"id": 1}}}, False),
         ("check_suite", {"action": "completed", "check_suite": {"app": {"id": 4242}}}, False),
         ("issue_comment", {"action": "edited", "comment": {"body": "/autopack plan"}}, False),
         ("issue_comment", {"action": "created", "comment": {"body": "/autopack plan"}}, True),

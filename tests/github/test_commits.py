@@ -193,6 +193,18 @@ async def test_retried_push_finds_the_landed_commit(setup: Setup) -> None:
     assert [c.sha for c in history] == [first.commit_sha, setup.base]
 
 
+async def test_an_empty_retry_after_the_push_returns_the_landed_commit(setup: Setup) -> None:
+    kwargs: Any = {"expected_head": setup.base, "base_tree": setup.base_tree, "message": "m"}
+    first = await setup.writer.push(BRANCH, text_change(setup.base), attempt=ATTEMPT, **kwargs)
+    # The worker died after the push and after its workspace took the pushed tree as its base:
+    # carried out again, the push sees no change left, and the branch holds this attempt.
+    empty = Change(base_commit=setup.base, files=())
+    again = await setup.writer.push(BRANCH, empty, attempt=ATTEMPT, **kwargs)
+    assert (again.commit_sha, again.created) == (first.commit_sha, False)
+    with pytest.raises(ValueError, match="empty change"):
+        await setup.writer.push(BRANCH, empty, attempt=Attempt("run-1", "phase-1", 2), **kwargs)
+
+
 async def test_a_moved_branch_is_reported_never_forced(setup: Setup) -> None:
     human = await setup.sim.push(REPO, BRANCH, {"human.txt": "mine\n"}, sender="alice")
     with pytest.raises(BranchMoved) as caught:

@@ -138,11 +138,15 @@ class RunDriver:
         return steps
 
     async def _drive(self, held: _Held) -> None:
+        leftovers = bool(held.env.pending)  # effects a dead worker saved and did not carry out
         await self._carry_out(held)
         held.env, timed = await self.executor.tick(held.record, held.env, self.clock())
         for event in timed:
             await self.queue.enqueue(held.claim.run_id, job_payload(event), now=self._now())
-        while jobs := await self.queue.pending(held.claim.run_id):
+        # The claim brought the jobs due then; unless something was queued since, they are all.
+        fresh = held.claim.jobs and not (leftovers or timed)
+        jobs = list(held.claim.jobs) if fresh else await self.queue.pending(held.claim.run_id)
+        while jobs:
             due = [job for job in jobs if job.available_at <= self._now()]
             if not due:
                 break
@@ -154,6 +158,7 @@ class RunDriver:
                 await self._carry_out(held, job.id)
             if held.env.state.status.is_terminal and not held.env.pending:
                 break
+            jobs = await self.queue.pending(held.claim.run_id)
 
     async def _apply(self, held: _Held, job: Job) -> None:
         event = _event_of(job)

@@ -44,6 +44,8 @@ class Memo:
     head_tree: str = ""
     check_run_id: int | None = None
     check_run_sha: str = ""
+    checked_status: str = ""  # the state the check run last showed, and when it was updated
+    checked_at: float = 0.0
     final_head: str = ""  # the branch head after the final artefacts commit
     final_reported: bool = False
     label: str = ""

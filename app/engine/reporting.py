@@ -236,7 +236,12 @@ class Reporter:
                 external_id(repo, ctx.record.issue_number, ctx.record.id),
                 output,
             )
-            env = env.note(check_run_id=check_id, check_run_sha=head)
+            env = env.note(
+                check_run_id=check_id,
+                check_run_sha=head,
+                checked_status=state.status.value,
+                checked_at=self.clock(),
+            )
             if not final:
                 return env  # created with the current output: nothing to update
         if final:
@@ -257,7 +262,12 @@ class Reporter:
                 actions=actions,
             )
         else:
-            await update_check_run(ctx.gh, repo, env.memo.check_run_id or 0, output=output)
+            now, memo = self.clock(), env.memo
+            recent = now - memo.checked_at < COALESCE_SECONDS
+            if memo.checked_status == state.status.value and recent:
+                return env  # same state, same head, updated moments ago: the next one will do
+            await update_check_run(ctx.gh, repo, memo.check_run_id or 0, output=output)
+            env = env.note(checked_status=state.status.value, checked_at=now)
         return env
 
     async def _pull(self, ctx: RunContext, env: Envelope, rows: _Rows, final: bool) -> Envelope:

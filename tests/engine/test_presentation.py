@@ -85,6 +85,13 @@ async def test_a_green_run_reads_well_everywhere(
     ]
     backlog = [i for i in repo.issues.values() if i.title == "Autopack backlog"]
     assert len(backlog) == 1
+    # Coalesced: in a run this fast the comment is created, edited when the state changes in
+    # kind (running, the pull request opened) and at the end, not at every phase.
+    log = fakegithub.request_log
+    comment_edits = [r for r in log if r.method == "PATCH" and "/issues/comments/" in r.path]
+    assert 1 <= len(comment_edits) <= 3
+    check_edits = [r for r in log if r.method == "PATCH" and "/check-runs/" in r.path]
+    assert len(check_edits) == len(ours)  # each older head superseded once, the last finished
 
 
 async def test_a_failed_run_says_why_and_where_the_incident_pack_is(
@@ -117,3 +124,39 @@ async def test_a_second_run_updates_the_one_backlog_issue(
     assert "builder:todo:T1_P1" in (backlog.body or "")
     assert run.id in (backlog.body or "")  # last seen in the second run
     assert "2 times" in (backlog.body or "")
+
+
+async def test_retry_run_on_a_failed_check_run_starts_a_new_run_for_the_issue(
+    fakegithub: FakeGitHub, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    async with autopack(fakegithub, engine, tmp_path / "d") as h:
+        issue = await h.start_run("- [ ] Add the key [secret]\n")
+        first, _ = await h.finished(issue)
+        assert first.status == RunStatus.DONE_FAILED_POLICY_VIOLATION.value
+        repo = fakegithub.repo(REPO)
+        (failed,) = [c for c in repo.check_runs if c.conclusion == "failure"]
+        await fakegithub.click_action(failed.id, "autopack-retry", sender="alice")
+
+        async def second_run() -> bool:
+            runs = await h.store.list_runs(repository=REPO)
+            return any(r.issue_number == issue and r.run_number == 2 for r in runs)
+
+        await h.until(second_run)
+        second, _ = await h.finished(issue)
+    assert second.run_number == 2
+    assert second.id != first.id
+    assert second.branch.endswith("run-2")
+
+
+async def test_retry_by_someone_without_write_access_starts_nothing(
+    fakegithub: FakeGitHub, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    async with autopack(fakegithub, engine, tmp_path / "d") as h:
+        issue = await h.start_run("- [ ] Add the key [secret]\n")
+        await h.finished(issue)
+        repo = fakegithub.repo(REPO)
+        (failed,) = [c for c in repo.check_runs if c.conclusion == "failure"]
+        await fakegithub.click_action(failed.id, "autopack-retry", sender="mallory")
+        await h.comment_containing(issue, "only people with write access")
+        runs = await h.store.list_runs(repository=REPO)
+    assert [r.run_number for r in runs] == [1]

@@ -32,7 +32,17 @@ from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret"
-PAYLOAD = (ROOT / "tests" / "payloads" / "issues.labeled.json").read_bytes()
+
+
+def _run_label_payload() -> bytes:
+    """GitHub's example `issues.labeled`, labelled `autopack:run`: a delivery that is stored
+    (the endpoint answers other labels without storing them, which would flatter the figures)."""
+    data = json.loads((ROOT / "tests" / "payloads" / "issues.labeled.json").read_text())
+    data["label"]["name"] = "autopack:run"
+    return json.dumps(data, indent=2).encode()
+
+
+PAYLOAD = _run_label_payload()
 
 
 def bare_app() -> web.Application:

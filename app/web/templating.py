@@ -15,8 +15,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from app.domain.report_markdown import duration as format_duration
 from app.store import progress
-from app.web.timeline import format_duration
 
 
 def environment() -> jinja2.Environment:
@@ -126,6 +126,8 @@ class AttemptView:
     outcome: str
     tokens: int
     summary: str
+    commit_sha: str | None = None
+    ci_result: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AttemptView:
@@ -142,4 +144,6 @@ class AttemptView:
             outcome=str(data["outcome"]),
             tokens=int(data["tokens"]),
             summary=str(data["summary"]),
+            commit_sha=data.get("commit_sha"),
+            ci_result=data.get("ci_result"),
         )

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
-from typing import Protocol
 
+from app.domain.report_markdown import duration as format_duration
+from app.domain.report_view import AttemptFacts
 from app.store.progress import (
     BUILDER_FAILED,
     CANCELLED,
@@ -56,33 +57,12 @@ TITLE_CHARS = 300
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-class AttemptLike(Protocol):
-    """What the timeline reads of an attempt (`app.store.progress.AttemptRow` is one)."""
-
-    @property
-    def phase_id(self) -> str: ...
-    @property
-    def attempt(self) -> int: ...
-    @property
-    def actor(self) -> str: ...
-    @property
-    def started_at(self) -> datetime: ...
-    @property
-    def finished_at(self) -> datetime | None: ...
-    @property
-    def outcome(self) -> str: ...
-    @property
-    def tokens(self) -> int: ...
-    @property
-    def summary(self) -> str: ...
-
-
 @dataclass(frozen=True)
 class _Bar:
     lane: int
     start: datetime
     end: datetime
-    attempt: AttemptLike
+    attempt: AttemptFacts
 
 
 def outcome_colour(outcome: str) -> str:
@@ -90,23 +70,8 @@ def outcome_colour(outcome: str) -> str:
     return OUTCOME_COLOURS.get(outcome, UNKNOWN_COLOUR)
 
 
-def format_duration(seconds: float) -> str:
-    """A short human duration: 0s, 42s, 3m 02s, 2h 05m, 3d 4h."""
-    total = max(0, int(seconds))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
-
-
 def render_timeline(
-    attempts: Iterable[AttemptLike], now: datetime, phases: Sequence[str] = ()
+    attempts: Iterable[AttemptFacts], now: datetime, phases: Sequence[str] = ()
 ) -> str:
     """The SVG of a run's attempts; `phases` fixes the lane order (others follow, first seen)."""
     items = list(attempts)
@@ -155,7 +120,7 @@ def render_timeline(
     return "".join(parts)
 
 
-def _lanes(phases: Sequence[str], attempts: Sequence[AttemptLike]) -> list[str]:
+def _lanes(phases: Sequence[str], attempts: Sequence[AttemptFacts]) -> list[str]:
     lanes = list(dict.fromkeys(phases))
     known = set(lanes)
     for attempt in attempts:
@@ -175,7 +140,7 @@ def _utc(moment: datetime) -> datetime:
         return moment
 
 
-def _end(attempt: AttemptLike, now: datetime) -> datetime:
+def _end(attempt: AttemptFacts, now: datetime) -> datetime:
     start = _utc(attempt.started_at)
     finished = attempt.finished_at
     end = now if finished is None else _utc(finished)

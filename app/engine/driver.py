@@ -86,6 +86,7 @@ class _Held:
     unsaved: list[NewEvent] = field(default_factory=list)
     progress: ProgressDelta | None = None
     observed: tuple[RunState, RunState, Event] | None = None
+    jobs: list[NewJob] = field(default_factory=list)  # results to queue with the next save
 
 
 class RunDriver:
@@ -199,9 +200,9 @@ class RunDriver:
     async def _carry_out(self, held: _Held, job_id: int | None = None) -> None:
         """Carry out the saved effects in order; the last save marks `job_id` done.
 
-        An effect's result is queued (de-duplicated by the effect's key) before the effect is
-        struck off. Striking it off is saved at once only when the effect left notes (ids of
-        what it created) or is the last or a long one; otherwise it rides on the next save, and
+        An effect's result is queued (de-duplicated by the effect's key) in the same save that
+        strikes the effect off. That save comes at once only when the effect left notes (ids of
+        what it created) or is the last or a long one; otherwise both ride on the next save, and
         a worker killed in between carries the effect out again, which its key makes a no-op.
         """
         done = [] if job_id is None else [job_id]
@@ -219,16 +220,12 @@ class RunDriver:
                 env, result = outcome
             else:
                 env, result = await self.executor.execute(held.record, held.env, effect)
-            new_jobs = [] if result is None else [NewJob(job_payload(result), effect.key)]
+            if result is not None:
+                held.jobs.append(NewJob(job_payload(result), effect.key))
             noted = env.memo != held.env.memo or env.state is not held.env.state
             held.env = env.evolve(pending=held.env.pending[1:])
             if noted or not held.env.pending or isinstance(effect, LONG_EFFECTS) or held.unsaved:
-                last = not held.env.pending
-                await self._save(held, jobs=new_jobs, done=done if last else [])
-            elif new_jobs:
-                await self.queue.enqueue(
-                    held.claim.run_id, new_jobs[0].payload, new_jobs[0].dedupe_key, now=self._now()
-                )
+                await self._save(held, done=[] if held.env.pending else done)
             log.info(
                 "effect done",
                 extra=fields(run=held.claim.run_id, effect=effect.key, result=_name(result)),
@@ -278,11 +275,11 @@ class RunDriver:
             self._now(),
             events=held.unsaved,
             progress=held.progress,
-            jobs=jobs or (),
+            jobs=[*held.jobs, *(jobs or ())],
             done_jobs=done or (),
         )
         observed = held.observed
-        held.unsaved, held.progress, held.observed = [], None, None
+        held.unsaved, held.progress, held.observed, held.jobs = [], None, None, []
         if observed is not None:
             # Counted once the transition is saved, so a lost lease does not count it twice.
             before, after, event = observed

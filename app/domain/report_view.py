@@ -6,6 +6,7 @@ Pure. Connects the machine's issue marks to the tier summaries and promotion rul
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -147,23 +148,27 @@ class ReportView:
 # --- the run's issues, tiers and promotion ---------------------------------------------------
 
 
-def issue_index(state: RunState) -> RunIssueIndex:
-    """The run's issue index built from the machine's per-phase issue marks."""
+def issue_index(state: RunState, details: Mapping[str, IssueFacts] | None = None) -> RunIssueIndex:
+    """The run's issue index built from the machine's per-phase issue marks; `details` (the
+    stored issue rows by key) give each its real category, source and evidence."""
     index = RunIssueIndex()
+    known = details or {}
     for number, phase in enumerate(state.phases):
-        records = [
-            IssueRecord(
-                issue_key=key,
-                severity=severity,
-                category=key.split(":", 1)[0] or "issue",
-                source=_SOURCES.get(key.split(":", 1)[0], IssueSource.BUILDER),
-                evidence=(),
-            )
-            for key, severity in phase.issues
-        ]
+        records = [_record(key, severity, known.get(key)) for key, severity in phase.issues]
         if records:
             index = index.add(number, phase.tier_id, phase.phase_id, records)
     return index
+
+
+def _record(key: str, severity: Severity, facts: IssueFacts | None) -> IssueRecord:
+    prefix = key.split(":", 1)[0]
+    if facts is None:
+        source = _SOURCES.get(prefix, IssueSource.BUILDER)
+        return IssueRecord(key, severity, prefix or "issue", source, ())
+    source = _SOURCES.get(facts.source, IssueSource.BUILDER)
+    evidence = (facts.message,) if facts.message else ()
+    category = facts.category or prefix or "issue"
+    return IssueRecord(key, severity, category, source, evidence, facts.path, facts.line)
 
 
 def tier_summaries(state: RunState) -> list[TierSummary]:

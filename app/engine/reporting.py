@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -111,9 +111,9 @@ class Reporter:
         final = isinstance(effect, Finish) or env.state.status.is_terminal
         if env.memo.final_reported:
             return env, None  # Finish right after the terminal Report: nothing new to say
-        if final:
-            env = await self._age_backlog(ctx, env)
         rows = await self._rows(ctx)
+        if final:
+            env = await self._age_backlog(ctx, env, rows)
         env = await self._check_run(ctx, env, self._view(ctx, env, rows), final)
         env = await self._pull(ctx, env, rows, final)
         env = await self._comment(ctx, env, rows, final)
@@ -127,7 +127,7 @@ class Reporter:
             env = env.note(label=label)
         return env, None
 
-    async def _age_backlog(self, ctx: RunContext, env: Envelope) -> Envelope:
+    async def _age_backlog(self, ctx: RunContext, env: Envelope, rows: _Rows) -> Envelope:
         """Fold the run's issues into the repository's backlog (idempotent per run) and bring
         the repository's backlog issue up to date."""
         state = env.state
@@ -139,7 +139,8 @@ class Reporter:
         repo = ctx.record.repository
         backlog = await self.backlogs.get(repo)
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        updated = update_backlog(backlog, issue_index(state), ctx.record.id, ran, now)
+        index = issue_index(state, {row.issue_key: row for row in rows[0]})
+        updated = update_backlog(backlog, index, ctx.record.id, ran, now)
         if updated != backlog:
             await self.backlogs.put(repo, updated)
         body = render_backlog_issue(repo, updated, AgingRules(), now)
@@ -305,8 +306,9 @@ class Reporter:
     async def _artefacts(
         self, ctx: RunContext, env: Envelope, effect: WriteArtefacts
     ) -> tuple[Envelope, Event | None]:
-        summary = render_run_summary(self._view(ctx, env, await self._rows(ctx)))
-        files = artefact_files(env.state, summary)
+        rows = await self._rows(ctx)
+        summary = render_run_summary(self._view(ctx, env, rows))
+        files = artefact_files(env.state, summary, {row.issue_key: row for row in rows[0]})
         folder = self.settings.data_dir / "runs" / ctx.record.id
         await asyncio.to_thread(_write_all, folder, files)
         head = env.state.head_sha
@@ -339,11 +341,14 @@ class Reporter:
         return env, ArtefactsWritten(result.commit_sha)
 
 
-def artefact_files(state: RunState, summary: str) -> dict[str, str]:
+def artefact_files(
+    state: RunState, summary: str, details: Mapping[str, IssueRow] | None = None
+) -> dict[str, str]:
     """The run artefacts: strategy, issue index, summary, and an incident pack on failure."""
+    index = issue_index(state, details)
     files = {
         "RUN_SUMMARY.md": summary,
-        "run_issue_index.json": json.dumps(issue_index(state).to_json(), indent=2) + "\n",
+        "run_issue_index.json": json.dumps(index.to_json(), indent=2) + "\n",
     }
     if state.strategy is not None:
         files["strategy.json"] = json.dumps(state.strategy.to_json(), indent=2) + "\n"

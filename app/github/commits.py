@@ -218,7 +218,7 @@ class GovernedWriter:
             # A retry after a crash that came after the push: the workspace already has the
             # pushed tree as its base, so nothing is left to commit. The branch says whether
             # this attempt's commit landed.
-            landed = await self._landed(ref, expected_head, attempt)
+            landed, _ = await self._landed(ref, expected_head, attempt)
             if landed is not None:
                 return landed
             raise ValueError("an empty change is never committed")
@@ -247,20 +247,23 @@ class GovernedWriter:
     async def _already_landed(
         self, branch: str, ref: str, expected_head: str, attempt: Attempt
     ) -> PushResult:
-        landed = await self._landed(ref, expected_head, attempt)
+        landed, head = await self._landed(ref, expected_head, attempt)
         if landed is None:
-            raise BranchMoved(branch, expected_head, await self._head(ref))
+            raise BranchMoved(branch, expected_head, head)
         return landed
 
-    async def _landed(self, ref: str, expected_head: str, attempt: Attempt) -> PushResult | None:
-        """The branch head, if it is this attempt's commit on top of `expected_head`."""
+    async def _landed(
+        self, ref: str, expected_head: str, attempt: Attempt
+    ) -> tuple[PushResult | None, str | None]:
+        """The branch head, with the result when it is this attempt's commit on `expected_head`."""
         head = await self._head(ref)
         if head is not None:
             commit = await self._gh.getitem(f"{self._repo}/git/commits/{head}")
             parents = [parent["sha"] for parent in commit["parents"]]
             if parents == [expected_head] and attempt.matches(commit["message"]):
-                return PushResult(commit_sha=head, tree_sha=commit["tree"]["sha"], created=False)
-        return None
+                result = PushResult(commit_sha=head, tree_sha=commit["tree"]["sha"], created=False)
+                return result, head
+        return None, head
 
     async def _head(self, ref: str) -> str | None:
         try:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -58,3 +59,8 @@ def as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def conflict_insert(dialect: str, table: Any) -> Any:
+    """`INSERT INTO table` that takes ON CONFLICT clauses: each backend has its own construct."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)

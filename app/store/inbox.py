@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.store.db import session_factory
+from app.store.db import conflict_insert, session_factory
 from app.store.models import InboxRow
 
 MAX_ATTEMPTS = 5
@@ -94,12 +93,10 @@ class Inbox:
         table = InboxRow.__table__
         assert isinstance(table, Table)
         async with self._engine.begin() as conn:
-            dialect = self._engine.dialect.name
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
             # A Core statement with executemany parameters is compiled once and cached; an ORM
             # multi-row VALUES clause is compiled anew for every batch size.
             statement = (
-                insert(table)
+                conflict_insert(self._engine.dialect.name, table)
                 .on_conflict_do_nothing(index_elements=["delivery_id"])
                 .returning(table.c.delivery_id)
             )

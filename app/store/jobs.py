@@ -12,8 +12,8 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Table, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from app.store.db import conflict_insert
 from app.store.models import JobRow
 
 
@@ -42,9 +42,8 @@ def insert_job(
     """INSERT the job unless its dedupe key was used for the run; RETURNING the new id."""
     table = JobRow.__table__
     assert isinstance(table, Table)
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (
-        insert(table)
+        conflict_insert(dialect, table)
         .values(
             run_id=run_id,
             payload=job.payload,

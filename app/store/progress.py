@@ -12,10 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.store.db import as_utc, session_factory
+from app.store.db import as_utc, conflict_insert, session_factory
 from app.store.models import RunAttemptRow, RunIssueRow, RunPhaseRow, RunRow, RunTierRow
 
 # Attempt outcomes (AttemptRow.outcome): where an attempt ended up.
@@ -175,8 +174,7 @@ class ProgressDelta:
 
 def _insert(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> Any:
     """A multi-row INSERT that can take ON CONFLICT clauses, for either backend."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model).values(rows)
+    return conflict_insert(session.get_bind().dialect.name, model).values(rows)
 
 
 def _upsert(session: AsyncSession, model: Any, rows: list[dict[str, Any]], keys: list[str]) -> Any:

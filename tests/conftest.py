@@ -58,3 +58,26 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await migrate.upgrade(engine)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """A migrated SQLite engine, for tests whose subject does not depend on the database."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'autopack.db'}")
+    await migrate.upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def postgres_url() -> str:
+    """An empty PostgreSQL database (AUTOPACK_TEST_DATABASE_URL), for tests that need one.
+
+    Skipped without it on a workstation; under CI=true a missing URL is a broken CI.
+    """
+    if not POSTGRES_URL:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but AUTOPACK_TEST_DATABASE_URL is not set")
+        pytest.skip("AUTOPACK_TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
+    await reset_postgres(POSTGRES_URL)
+    return POSTGRES_URL

@@ -86,6 +86,7 @@ class TarballSource:
     repository: str  # "owner/name"
     token: TokenProvider
     user_agent: str = "autopack"
+    backoff_seconds: float = 1.0  # the first wait before a failed download is tried again
 
     def __post_init__(self) -> None:
         if not _REPOSITORY.fullmatch(self.repository) or ".." in self.repository:
@@ -98,6 +99,7 @@ class TarballSource:
         session: aiohttp.ClientSession,
         installation_id: int,
         repository: str,
+        backoff_seconds: float = 1.0,
     ) -> TarballSource:
         """A source authenticated as the installation, on the App's API base URL."""
         client = app.installation(installation_id)
@@ -105,13 +107,21 @@ class TarballSource:
         async def token() -> str:
             return await app.tokens.get(installation_id)
 
-        return cls(session, client.base_url, repository, token, client.requester)
+        return cls(session, client.base_url, repository, token, client.requester, backoff_seconds)
 
     async def download(self, sha: str, dest: Path, max_bytes: int) -> None:
         """Stream the commit's tarball into `dest` (at most `max_bytes` compressed)."""
         url = f"{self.api_url.rstrip('/')}/repos/{self.repository}/tarball/{sha}"
         token = await self.token()
-        await download_tarball(self.session, url, token, dest, max_bytes, self.user_agent)
+        await download_tarball(
+            self.session,
+            url,
+            token,
+            dest,
+            max_bytes,
+            self.user_agent,
+            backoff_seconds=self.backoff_seconds,
+        )
 
 
 class Workspace:
@@ -185,6 +195,11 @@ class Workspace:
         finally:
             force_rmtree(staged)
             force_rmtree(download)
+
+    async def clean_at(self, head: str) -> None:
+        """Make the work tree exactly `head` and nothing else (where every attempt starts)."""
+        if not await self.ensure(head):
+            await asyncio.to_thread(self.reset)
 
     def advance(self, new_head: str) -> None:
         """The work tree was just pushed as `new_head`: make it the base, without a download.
@@ -337,7 +352,8 @@ def _scan(tree: Path) -> tuple[dict[str, EntryType], set[str]]:
         try:
             listing = list(os.scandir(tree / prefix if prefix else tree))
         except OSError as exc:
-            raise WorkspaceError(f"{prefix or '.'}: unreadable folder ({exc.strerror})") from exc
+            folder = prefix.rstrip("/") or "."
+            raise WorkspaceError(f"{folder}: unreadable folder ({exc.strerror})") from exc
         for item in listing:
             rel = f"{prefix}{item.name}"
             try:

@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 import tempfile
 from collections.abc import AsyncIterator
@@ -409,14 +411,36 @@ def test_socket_is_refused(local: Workspace) -> None:
         os.chdir(cwd)
 
 
+_COMPUTE_CHANGE = """
+import sys
+from pathlib import Path
+from app.agents.workspace import Workspace, WorkspaceError, compute_change
+try:
+    compute_change(Workspace(Path(sys.argv[1]), source=None))
+except WorkspaceError as exc:
+    print(exc)
+"""
+
+
 def test_unreadable_folder_is_an_error(local: Workspace) -> None:
     (local.tree / "closed").mkdir()
     os.chmod(local.tree / "closed", 0)
     try:
-        if os.access(local.tree / "closed", os.R_OK):
-            pytest.skip("running as root: permissions are not enforced")
-        with pytest.raises(WorkspaceError, match="closed: unreadable folder"):
-            compute_change(local)
+        if os.geteuid() != 0:
+            with pytest.raises(WorkspaceError, match="closed: unreadable folder"):
+                compute_change(local)
+            return
+        # Root reads anything: compute the change in a process without the capabilities that
+        # bypass file permissions (as the worker is when it does not run as root).
+        drop_capabilities = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"]
+        done = subprocess.run(
+            [*drop_capabilities, sys.executable, "-c", _COMPUTE_CHANGE, str(local.root)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parents[2],
+        )
+        assert "closed: unreadable folder" in done.stdout
     finally:
         os.chmod(local.tree / "closed", 0o700)
 

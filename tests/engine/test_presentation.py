@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.run_state import RunStatus
@@ -62,11 +61,10 @@ def what_the_maintainer_reads(h: Harness, issue: int) -> dict[str, str]:
 
 
 async def test_a_green_run_reads_well_everywhere(
-    fakegithub: FakeGitHub, engine: AsyncEngine, tmp_path: Path, database_url: str
+    fakegithub: FakeGitHub, sqlite_engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    if "postgresql" in database_url:
-        pytest.skip("the rendering does not depend on the database; SQLite covers it")
-    async with autopack(fakegithub, engine, tmp_path / "d") as h:
+    # The rendering does not depend on the database: SQLite only.
+    async with autopack(fakegithub, sqlite_engine, tmp_path / "d") as h:
         issue = await h.start_run(PLAN)
         run, _ = await h.finished(issue)
         texts = what_the_maintainer_reads(h, issue)
@@ -95,17 +93,20 @@ async def test_a_green_run_reads_well_everywhere(
 
 
 async def test_a_failed_run_says_why_and_where_the_incident_pack_is(
-    fakegithub: FakeGitHub, engine: AsyncEngine, tmp_path: Path, database_url: str
+    fakegithub: FakeGitHub, sqlite_engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    if "postgresql" in database_url:
-        pytest.skip("the rendering does not depend on the database; SQLite covers it")
-    async with autopack(fakegithub, engine, tmp_path / "d", ci=CIScript.always_fail()) as h:
+    # The rendering does not depend on the database: SQLite only.
+    async with autopack(fakegithub, sqlite_engine, tmp_path / "d", ci=CIScript.always_fail()) as h:
         issue = await h.start_run(PLAN)
         run, _ = await h.finished(issue)
         texts = what_the_maintainer_reads(h, issue)
     assert run.status == RunStatus.DONE_FAILED_REQUIRES_HUMAN_REVIEW.value
+    backlog = texts.pop("backlog_issue")
     for name, text in texts.items():
         assert_snapshot(SNAPSHOTS, f"failed_{name}", text)
+    # The backlog issue reads as after a green run (its snapshot); what this run adds is direct.
+    assert "`builder:todo:T1_P1`" in backlog
+    assert f"after run `{run.id}`" in backlog
     assert "INCIDENT.md" in texts["check_summary"]
     assert "Retry run" in texts["check_summary"]
     assert "stays a draft" in texts["pull_body"].lower()

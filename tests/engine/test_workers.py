@@ -7,8 +7,6 @@ import asyncio
 import json
 from pathlib import Path
 
-import pytest
-
 from app.domain.run_state import RunStatus
 from app.github.commits import parse_trailers
 from app.store.db import create_engine
@@ -32,10 +30,10 @@ def _runs_driven(log: Path) -> set[str]:
 
 
 async def test_two_workers_share_the_runs(
-    fakegithub: FakeGitHub, tmp_path: Path, database_url: str
+    fakegithub: FakeGitHub, tmp_path: Path, postgres_url: str
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("several worker processes need PostgreSQL")
+    # Several worker processes need PostgreSQL (SQLite serialises them on one file).
+    database_url = postgres_url
     env = await prepare(fakegithub, tmp_path, database_url)
     web = Server(env, tmp_path, command="web", name="web")
     workers = [Server(env, tmp_path, command="worker", name=f"worker-{n}") for n in (1, 2)]

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from hypothesis import given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from app.domain.change import Change, ChangeKind, EntryType, FileChange
@@ -104,15 +104,53 @@ def test_policy_accepts_integration_refs() -> None:
     assert POLICY.check("refs/tags/autopack/r/p") == "refs/tags/autopack/r/p"
 
 
-@given(st.text(max_size=60))
+_REF_NAME = st.text(st.characters(codec="ascii"), max_size=30) | st.from_regex(
+    r"[a-z0-9][a-z0-9._-]{0,20}(/[a-z0-9][a-z0-9._-]{0,20}){0,2}", fullmatch=True
+)
+_REF = st.one_of(
+    st.text(max_size=60),
+    st.builds(
+        "".join,
+        st.tuples(
+            st.sampled_from(
+                ["", "autopack/", "refs/heads/autopack/", "refs/tags/autopack/", "refs/heads/"]
+            ),
+            _REF_NAME,
+        ),
+    ),
+)
+
+
+@given(_REF)
+@settings(deadline=None)
 def test_policy_never_accepts_anything_else(ref: str) -> None:
     try:
         full = POLICY.check(ref)
     except RefRefused:
+        event("refused")
         return
+    event("accepted")  # the assertions below must run, not only the refusal
     assert full.startswith(("refs/heads/autopack/", "refs/tags/autopack/"))
     assert ".." not in full.split("/")
     assert full not in ("refs/heads/main", "refs/heads/release")
+    assert full.removeprefix("refs/heads/").removeprefix("refs/tags/").startswith("autopack/")
+
+
+def test_the_ref_strategy_reaches_acceptance() -> None:
+    accepted = 0
+
+    @given(_REF)
+    @settings(deadline=None, max_examples=200, database=None)
+    def count(ref: str) -> None:
+        nonlocal accepted
+        try:
+            POLICY.check(ref)
+        except RefRefused:
+            return
+        accepted += 1
+
+    count()
+    assert accepted >= 20
 
 
 async def test_text_change_lands_in_three_calls(setup: Setup) -> None:

@@ -129,6 +129,8 @@ class Settings(BaseModel):
     lease_seconds: float = 60.0
     # `autopack worker` serves /metrics and /health on this port when set (it has no web server).
     metrics_port: int | None = None
+    # The first wait before retrying a failed GitHub call or download; it doubles each try.
+    retry_backoff_seconds: float = 1.0
     operator: OperatorConfig = Field(default_factory=OperatorConfig)
 
     @property
@@ -172,6 +174,9 @@ def load_settings(
             "AUTOPACK_LEASE_SECONDS", get("AUTOPACK_LEASE_SECONDS"), default=60.0
         ),
         "metrics_port": _parse_metrics_port(get("AUTOPACK_METRICS_PORT")),
+        "retry_backoff_seconds": _parse_seconds(
+            "AUTOPACK_RETRY_BACKOFF_SECONDS", get("AUTOPACK_RETRY_BACKOFF_SECONDS"), default=1.0
+        ),
     }
     config_path = get("AUTOPACK_CONFIG")
     if config_path is not None:

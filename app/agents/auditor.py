@@ -93,6 +93,8 @@ def review_prompt(request: AuditRequest) -> str:
             "",
             *(failures or ["(none)"]),
             "",
+            *_block("What the failing checks said", request.ci_output),
+            *_block("The last builder log (tail)", request.builder_log),
             "## Diff",
             "",
             "```diff",
@@ -103,6 +105,12 @@ def review_prompt(request: AuditRequest) -> str:
             "",
         ]
     )
+
+
+def _block(title: str, text: str) -> list[str]:
+    if not text.strip():
+        return []
+    return [f"## {title}", "", "```text", text.rstrip("\n").replace("```", "``\u200b`"), "```", ""]
 
 
 def verdict_from_data(data: dict[str, Any] | None, report: ParsedReport) -> AuditVerdict:

@@ -154,6 +154,8 @@ class AuditRequest:
     diff: str
     ci_failures: tuple[str, ...] = ()
     gate_findings: tuple[SuggestedIssue, ...] = ()
+    ci_output: str = ""  # what the failing checks said (output text, status descriptions)
+    builder_log: str = ""  # the tail of the last builder attempt's stdout/stderr
     profile: str = "orchestrator_review"
 
     def to_dict(self, instructions: str) -> dict[str, Any]:
@@ -166,6 +168,8 @@ class AuditRequest:
             "diff": self.diff,
             "ci_failures": list(self.ci_failures),
             "gate_findings": [issue.to_dict() for issue in self.gate_findings],
+            "ci_output": self.ci_output,
+            "builder_log": self.builder_log,
         }
 
 

@@ -8,6 +8,8 @@ content on the way, so the base manifest comes out of the same single pass.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
 import hashlib
 import os
@@ -17,7 +19,7 @@ import shutil
 import stat
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +98,9 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
+TARBALL_ATTEMPTS = 4
+
+
 async def download_tarball(
     session: aiohttp.ClientSession,
     url: str,
@@ -103,12 +108,31 @@ async def download_tarball(
     dest: Path,
     max_bytes: int,
     user_agent: str = "autopack",
+    *,
+    backoff_seconds: float = 1.0,
+    attempts: int = TARBALL_ATTEMPTS,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """Stream `url` (following redirects by hand) into `dest`; the token goes to its origin only."""
-    try:
-        await _download(session, url, token, dest, max_bytes, user_agent)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise TarballUnavailable(f"tarball: {type(exc).__name__}: {exc}") from exc
+    """Stream `url` (following redirects by hand) into `dest`; the token goes to its origin only.
+
+    Transient failures (network errors, 429 and 5xx, on the API or the redirect's host) are
+    retried with exponential backoff; after the last try TarballUnavailable names the call.
+    """
+    call = f"GET {urlsplit(url).path}"
+    failure = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            await _download(session, url, token, dest, max_bytes, user_agent)
+            return
+        except TarballUnavailable as exc:
+            failure = str(exc)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            failure = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(dest)  # a partial download: the next try starts afresh
+        if attempt < attempts:
+            await sleep(backoff_seconds * 2 ** (attempt - 1))
+    raise TarballUnavailable(f"{call}: {failure} (gave up after {attempts} tries)")
 
 
 async def _download(
@@ -135,7 +159,7 @@ async def _download(
             if response.status != 200:
                 transient = response.status == 429 or response.status >= 500
                 error = TarballUnavailable if transient else WorkspaceError
-                raise error(f"tarball: HTTP {response.status} from {_origin(url)[1]}")
+                raise error(f"HTTP {response.status} from {_origin(url)[1]}")
             declared = response.content_length
             if declared is not None and declared > max_bytes:
                 raise WorkspaceError(

@@ -123,19 +123,6 @@ class PushChange(_Effect):
 
 
 @dataclass(frozen=True)
-class ResetWorkspace(_Effect):
-    """Throw away an unpushed change: the workspace returns to the branch head before `attempt`."""
-
-    phase_id: str
-    attempt: int
-
-    @property
-    def key(self) -> str:
-        """The idempotency key."""
-        return f"reset:{self.phase_id}:{self.attempt}"
-
-
-@dataclass(frozen=True)
 class WaitForCI(_Effect):
     """Wait for CI on `sha` (start/finish timers; check runs or polling bring the result)."""
 
@@ -253,7 +240,6 @@ Effect = (
     | RunBuilder
     | EvaluateGate
     | PushChange
-    | ResetWorkspace
     | WaitForCI
     | RerunCI
     | RunAuditor
@@ -273,7 +259,6 @@ EFFECT_TYPES: dict[str, type[Effect]] = {
         RunBuilder,
         EvaluateGate,
         PushChange,
-        ResetWorkspace,
         WaitForCI,
         RerunCI,
         RunAuditor,
@@ -284,6 +269,11 @@ EFFECT_TYPES: dict[str, type[Effect]] = {
         Finish,
     )
 }
+
+
+# Effects older versions saved that no longer exist: a pending one is dropped when a run loads.
+# ResetWorkspace: every builder and auditor attempt now starts from the branch head by itself.
+RETIRED_EFFECT_TYPES = frozenset({"ResetWorkspace"})
 
 
 def effect_from_json(data: dict[str, Any]) -> Effect:

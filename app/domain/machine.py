@@ -193,7 +193,7 @@ def _builder_finished(run: RunState, event: BuilderFinished) -> Result | None:
     if failed:
         why = event.failure_reason or event.summary or "no reason given"
         note = f"Attempt {event.attempt}: the builder ended {event.outcome.value}: {why}"
-        return fail_attempt(run, event.phase_id, note, pushed=False)
+        return fail_attempt(run, event.phase_id, note)
     run = run.evolve(
         status=RunStatus.GATE, awaiting=Awaiting(AwaitKind.GATE, event.phase_id, event.attempt)
     )
@@ -215,7 +215,7 @@ def _gate_evaluated(run: RunState, event: GateEvaluated) -> Result | None:
     if event.decision is Decision.RETRY:
         keys = ", ".join(f.issue_key for f in event.findings)
         note = f"Attempt {event.attempt}: the gate refused the change ({keys}): {event.summary}"
-        return fail_attempt(run, event.phase_id, note, pushed=False, reason=waiting.reason)
+        return fail_attempt(run, event.phase_id, note, reason=waiting.reason)
     phase = strategy_of(run).phase(event.phase_id)
     if waiting.auditor_patch or phase.auto_apply:
         return push(run, waiting)
@@ -237,7 +237,7 @@ def _auditor_finished(run: RunState, event: AuditorFinished) -> Result | None:
         if event.verdict is AuditorVerdict.APPROVE:
             return push(run, waiting)
         note = f"Attempt {event.attempt}: the reviewer answered {verdict}: {event.summary}"
-        return fail_attempt(run, event.phase_id, note, pushed=False)
+        return fail_attempt(run, event.phase_id, note)
     if event.verdict is AuditorVerdict.PATCH:
         waiting = Awaiting(
             AwaitKind.GATE, event.phase_id, event.attempt, auditor_patch=True, reason=waiting.reason
@@ -247,7 +247,7 @@ def _auditor_finished(run: RunState, event: AuditorFinished) -> Result | None:
     note = (
         f"Attempt {event.attempt}: the auditor answered {verdict} without a patch: {event.summary}"
     )
-    return fail_attempt(run, event.phase_id, note, pushed=False, reason=waiting.reason)
+    return fail_attempt(run, event.phase_id, note, reason=waiting.reason)
 
 
 def _pushed(run: RunState, event: Pushed) -> Result | None:
@@ -336,7 +336,7 @@ def _ci_finished(run: RunState, event: CIFinished) -> Result | None:
     named = ", ".join(event.failed_checks) or "no check named"
     what = "timed out" if event.result is CIResult.TIMED_OUT else f"was red ({named})"
     note = f"Attempt {waiting.attempt}: CI on {event.sha} {what}: {event.summary}"
-    return fail_attempt(run, event.phase_id, note, pushed=True, reason=AuditReason.CI_FAILURES)
+    return fail_attempt(run, event.phase_id, note, reason=AuditReason.CI_FAILURES)
 
 
 def _snapshot_created(run: RunState, event: SnapshotCreated) -> Result | None:
@@ -360,7 +360,7 @@ def _phase_timed_out(run: RunState, event: PhaseTimedOut) -> Result | None:
     note = f"Attempt {event.attempt}: ran out of its wall-clock budget."
     pushed = waiting.kind is AwaitKind.CI
     reason = AuditReason.CI_FAILURES if pushed else waiting.reason
-    return fail_attempt(run, event.phase_id, note, pushed=pushed, reason=reason)
+    return fail_attempt(run, event.phase_id, note, reason=reason)
 
 
 # -- any non-terminal state --------------------------------------------------------------------

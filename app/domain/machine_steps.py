@@ -15,7 +15,6 @@ from app.domain.effects import (
     Finish,
     PushChange,
     Report,
-    ResetWorkspace,
     RunAuditor,
     RunBuilder,
     WriteArtefacts,
@@ -157,7 +156,7 @@ def next_phase(run: RunState, effects: tuple[Effect, ...]) -> Result:
     if tier.status is TierStatus.PENDING:
         run = run.with_tier(tier.evolve(status=TierStatus.RUNNING))
     run = run.with_phase(progress).evolve(phase_index=index, status=RunStatus.PHASE_EXECUTION)
-    run, started = _next_attempt(run, progress.phase_id, reset=False, reason=None)
+    run, started = _next_attempt(run, progress.phase_id, reason=None)
     if run.awaiting is not None and run.awaiting.phase_id == progress.phase_id:
         # Report once per phase start (a phase that failed at once reports through the next).
         started = (Report(RunStatus.PHASE_EXECUTION, run.seq), *started)
@@ -209,33 +208,27 @@ def fail_phase(run: RunState, phase_id: str, reason: str) -> Result:
 
 
 def fail_attempt(
-    run: RunState,
-    phase_id: str,
-    feedback: str,
-    *,
-    pushed: bool,
-    reason: AuditReason | None = None,
+    run: RunState, phase_id: str, feedback: str, *, reason: AuditReason | None = None
 ) -> Result:
     """The attempt failed: retry the builder, escalate to the auditor, or fail the phase.
 
-    After a push the next attempt works on top of the pushed commit (no reset).
+    Every attempt starts from the branch head: after a push that is the pushed commit, before
+    one the head the failed attempt started from (the executor throws its change away).
     """
     progress = run.phase_progress(phase_id).with_feedback(feedback)
     run = run.with_phase(progress)
-    return _next_attempt(run, phase_id, reset=not pushed, reason=reason)
+    return _next_attempt(run, phase_id, reason=reason)
 
 
-def _next_attempt(
-    run: RunState, phase_id: str, *, reset: bool, reason: AuditReason | None
-) -> Result:
+def _next_attempt(run: RunState, phase_id: str, *, reason: AuditReason | None) -> Result:
     strategy = strategy_of(run)
     phase = strategy.phase(phase_id)
     progress = run.phase_progress(phase_id)
     escalated = progress.auditor_attempts > 0
     if not escalated and progress.builder_attempts < phase.max_builder_attempts:
-        return _start(run, phase, reset=reset, reason=None)
+        return _start(run, phase, reason=None)
     if strategy.auditor_backend and progress.auditor_attempts < phase.max_auditor_attempts:
-        return _start(run, phase, reset=reset, reason=reason or AuditReason.BUILDER_FAILURES)
+        return _start(run, phase, reason=reason or AuditReason.BUILDER_FAILURES)
     who = "auditor" if escalated else "builder"
     why = f"phase {phase_id} failed after {progress.attempts} attempt(s) ({who} attempts used up)"
     return fail_phase(run, phase_id, why)
@@ -271,9 +264,7 @@ def _budgets(run: RunState, phase: PhaseStrategy, tokens: int) -> BudgetsLeft:
     )
 
 
-def _start(
-    run: RunState, phase: PhaseStrategy, *, reset: bool, reason: AuditReason | None
-) -> Result:
+def _start(run: RunState, phase: PhaseStrategy, *, reason: AuditReason | None) -> Result:
     """Start a builder attempt (reason None) or an auditor escalation, if the budget allows."""
     tokens, stop = _tokens_left(run, phase)
     if stop is not None:
@@ -295,8 +286,7 @@ def _start(
         work = RunAuditor(
             phase.phase_id, attempt, phase.auditor_profile, reason, budgets, progress.feedback
         )
-    reset_effects = (ResetWorkspace(phase.phase_id, attempt),) if reset else ()
-    return run, (*reset_effects, work)
+    return run, (work,)
 
 
 def start_review(run: RunState, phase_id: str, attempt: int) -> Result:

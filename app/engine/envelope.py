@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from app.domain.effects import Effect, effect_from_json
+from app.domain.effects import RETIRED_EFFECT_TYPES, Effect, effect_from_json
 from app.domain.run_state import RunState
 
 
@@ -134,5 +134,9 @@ class Envelope:
         return cls(
             state=RunState.from_json(data["machine"]),
             memo=Memo.from_json(data["memo"]),
-            pending=tuple(effect_from_json(item) for item in data["pending"]),
+            pending=tuple(
+                effect_from_json(item)
+                for item in data["pending"]
+                if item.get("type") not in RETIRED_EFFECT_TYPES
+            ),
         )

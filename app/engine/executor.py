@@ -10,12 +10,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 
 import aiohttp
 import gidgethub
 
 from app.agents.auditor import CommandAuditor, OpenAIAuditor
+from app.agents.change_diff import change_diff
 from app.agents.command import CommandBuilder, CommandRunner
 from app.agents.contract import (
     Auditor,
@@ -32,7 +34,6 @@ from app.agents.probes import ProbeSpec, probe_findings, run_probes
 from app.agents.tarball import WorkspaceError
 from app.agents.workspace import TarballSource, Workspace
 from app.config import BuilderProfile, Settings
-from app.domain.change import FileChange
 from app.domain.compiler import RunIdentity
 from app.domain.effects import (
     CompileStrategy,
@@ -43,7 +44,6 @@ from app.domain.effects import (
     PushChange,
     QueuePhases,
     RerunCI,
-    ResetWorkspace,
     RunAuditor,
     RunBuilder,
     WaitForCI,
@@ -65,8 +65,16 @@ from app.domain.events import (
     StrategyReady,
     StrategyRejected,
 )
+from app.domain.evidence import (
+    EvidenceKind,
+    PhaseEvidence,
+    builder_log,
+    gate_findings,
+    gate_text,
+)
 from app.domain.gate import Decision, evaluate
 from app.domain.issue_record import IssueRecord, Severity
+from app.domain.run_state import AuditReason
 from app.domain.strategy import PhaseStrategy, Strategy
 from app.engine.ci_watch import CIWatcher
 from app.engine.envelope import CIWatch, Envelope
@@ -80,13 +88,14 @@ from app.engine.planning import (
     read_plan_file,
 )
 from app.engine.reporting import Reporter
-from app.github.client import GitHubApp, InstallationClient
+from app.github.client import GitHubApp, InstallationClient, failed_call
 from app.github.commits import Attempt, BranchMoved, GovernedWriter, RefPolicy
 from app.github.repo import (
     default_branch_head,
     protected_branches,
 )
 from app.store.backlogs import BacklogStore
+from app.store.evidence import EvidenceStore
 from app.store.progress import ProgressStore
 from app.store.runs import RunRecord
 
@@ -128,14 +137,16 @@ class EngineExecutor:
         *,
         backlogs: BacklogStore | None = None,
         progress: ProgressStore | None = None,
+        evidence: EvidenceStore | None = None,
         clock: CIWatcher.Clock | None = None,
     ) -> None:
         self.settings = settings
         self.app = app
         self.session = session
         self.backlogs = backlogs
+        self.evidence = evidence
         self.ci = CIWatcher(app, settings, clock=clock)
-        self.reporter = Reporter(app, settings, backlogs, progress)
+        self.reporter = Reporter(app, settings, backlogs, progress, evidence)
         self.clock = self.ci.clock
 
     # -- context -------------------------------------------------------------------------------
@@ -149,7 +160,11 @@ class EngineExecutor:
             protected=frozenset(env.memo.protected),
         )
         source = TarballSource.from_app(
-            self.app, self.session, record.installation_id, record.repository
+            self.app,
+            self.session,
+            record.installation_id,
+            record.repository,
+            self.settings.retry_backoff_seconds,
         )
         return RunContext(
             record,
@@ -168,7 +183,7 @@ class EngineExecutor:
         try:
             return await self._dispatch(ctx, env, effect)
         except OUTSIDE_FAILURES as exc:
-            reason = f"{type(effect).__name__} failed: {type(exc).__name__}: {_first_line(exc)}"
+            reason = _outside_reason(effect, exc)
             log.warning("effect failed", extra={"fields": {"run": record.id, "reason": reason}})
             if self.reporter.handles(effect):
                 return env, None  # reporting never ends a run
@@ -206,9 +221,6 @@ class EngineExecutor:
                 return await self._evaluate_gate(ctx, env, effect)
             case PushChange():
                 return await self._push(ctx, env, effect)
-            case ResetWorkspace():
-                await asyncio.to_thread(ctx.workspace.reset)
-                return env, None
             case WaitForCI():
                 current = env.memo.ci
                 if current and (current.sha, current.rerun) == (effect.sha, effect.rerun):
@@ -336,7 +348,9 @@ class EngineExecutor:
             env = env.note(phase_started_at=self.clock())
         head = env.state.head_sha
         assert head is not None, "a builder never runs before the branch exists"
-        await ctx.workspace.ensure(head)
+        # Every attempt starts from the branch head and nothing else: what an earlier attempt
+        # (or a failed phase) left in the tree must never ship inside this one.
+        await ctx.workspace.clean_at(head)
         profile = self.settings.operator.builders[strategy.builder_profile]
         result = await self._profile_builder(profile).run(
             self._spec(strategy, phase, effect), ctx.workspace.tree
@@ -347,6 +361,15 @@ class EngineExecutor:
         if stray:
             outcome = BuilderOutcome.FAILED
             reason = "the builder wrote outside the workspace: " + ", ".join(stray[:5])
+        await self._record(
+            ctx,
+            effect.phase_id,
+            effect.attempt,
+            {
+                EvidenceKind.DIFF: await self._diff(ctx),
+                EvidenceKind.BUILDER_LOG: builder_log(result.stdout_tail, result.stderr_tail),
+            },
+        )
         notes = (
             *env.memo.builder_notes,
             f"{phase.phase_id}#{effect.attempt}: {result.summary or reason}",
@@ -389,6 +412,9 @@ class EngineExecutor:
         summary = "; ".join(
             f"{r.category}: {r.evidence[0] if r.evidence else r.issue_key}"
             for r in verdict.findings
+        )
+        await self._record(
+            ctx, effect.phase_id, effect.attempt, {EvidenceKind.GATE: gate_text(findings)}
         )
         return env, GateEvaluated(
             effect.phase_id, effect.attempt, verdict.decision, findings, summary
@@ -453,20 +479,35 @@ class EngineExecutor:
                 (),
                 "no auditor configured",
             )
-        await ctx.workspace.ensure(env.state.head_sha or "")
-        change = await asyncio.to_thread(ctx.workspace.compute_change)
+        head = env.state.head_sha or ""
+        evidence = await self._evidence_of(ctx, effect.phase_id)
+        review = effect.reason is AuditReason.PRE_PUSH_REVIEW
+        if review:
+            # A review judges the gated change still in the tree: it is what will be pushed.
+            await ctx.workspace.ensure(head)
+            diff = await self._diff(ctx)
+        else:
+            # An escalation works from the branch head; the failed attempt is in the evidence.
+            await ctx.workspace.clean_at(head)
+            diff = evidence.diff
         request = AuditRequest(
             spec=self._spec(strategy, phase, effect),
-            diff=_diff_text(change.files),
+            diff=diff or "(no change was recorded for this phase)",
             ci_failures=effect.feedback,
+            gate_findings=tuple(_suggested(f) for f in gate_findings(evidence.gate)),
+            ci_output=evidence.ci_output,
+            builder_log=evidence.builder_log,
             profile=effect.auditor_profile.value,
         )
         verdict = await self._profile_auditor(profile).review(request, ctx.workspace.tree)
         answer = AuditorVerdict(verdict.verdict.value)
         summary = verdict.summary or verdict.failure_reason or ""
-        if verdict.verdict is Verdict.PATCH and verdict.patch:
+        if review and await self._diff(ctx) != diff:
+            # The reviewer must not edit what it approves: the push would carry unreviewed text.
+            answer, summary = AuditorVerdict.REJECT, "the reviewer changed the work tree"
+        elif verdict.verdict is Verdict.PATCH and verdict.patch:
             try:
-                await asyncio.to_thread(ctx.workspace.reset)
+                await ctx.workspace.clean_at(head)
                 await asyncio.to_thread(apply_patch, ctx.workspace.tree, verdict.patch)
             except ToolError as exc:
                 answer, summary = AuditorVerdict.REJECT, f"the auditor's patch was refused: {exc}"
@@ -478,6 +519,32 @@ class EngineExecutor:
             tuple(_finding(issue) for issue in verdict.issues),
             summary,
         )
+
+    # -- evidence ------------------------------------------------------------------------------
+
+    async def _diff(self, ctx: RunContext) -> str:
+        """The work tree's change against the branch head as a unified diff."""
+        workspace = ctx.workspace
+
+        def render() -> str:
+            return change_diff(workspace, workspace.compute_change())
+
+        try:
+            return await asyncio.to_thread(render)
+        except WorkspaceError as exc:
+            return f"(the change could not be read: {exc})"
+
+    async def _record(
+        self, ctx: RunContext, phase_id: str, attempt: int, texts: dict[EvidenceKind, str]
+    ) -> None:
+        if self.evidence is not None:
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            await self.evidence.record(ctx.record.id, phase_id, attempt, texts, now)
+
+    async def _evidence_of(self, ctx: RunContext, phase_id: str) -> PhaseEvidence:
+        if self.evidence is None:
+            return PhaseEvidence()
+        return await self.evidence.of_phase(ctx.record.id, phase_id)
 
 
 def _strategy(env: Envelope) -> Strategy:
@@ -493,13 +560,22 @@ def _finding(issue: SuggestedIssue) -> Finding:
     )
 
 
-def _diff_text(files: tuple[FileChange, ...], limit: int = 200_000) -> str:
-    """The change as text for a reviewer: each file's new content, binary files named only."""
-    parts = []
-    for file in files:
-        text = "<binary>" if file.binary else (file.content or b"").decode("utf-8", "replace")
-        parts.append(f"--- {file.kind.value}: {file.path}\n{text}")
-    return "\n".join(parts)[:limit]
+def _suggested(finding: Finding) -> SuggestedIssue:
+    return SuggestedIssue(
+        finding.issue_key,
+        finding.severity.value,
+        finding.category,
+        finding.message,
+        finding.path,
+        finding.line,
+    )
+
+
+def _outside_reason(effect: Effect, exc: BaseException) -> str:
+    """What failed, naming the GitHub call when the exception knows it."""
+    call = failed_call(exc)
+    where = f" at {call}" if call else ""
+    return f"{type(effect).__name__} failed{where}: {type(exc).__name__}: {_first_line(exc)}"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -26,6 +26,7 @@ from app.domain.effects import Effect, Finish, Report, WriteArtefacts
 from app.domain.events import ArtefactsWritten, Event
 from app.domain.issue_record import Severity
 from app.domain.report import (
+    INCIDENT_FILE,
     ReportView,
     annotations_for,
     issue_index,
@@ -36,10 +37,10 @@ from app.domain.report import (
     render_comment,
     render_pull_body,
     render_run_summary,
-    status_line,
     web_root,
 )
 from app.domain.report_backlog import BACKLOG_TITLE, backlog_marker, render_backlog_issue
+from app.domain.report_incident import render_incident
 from app.domain.run_state import RunState, RunStatus, TierStatus
 from app.domain.triggers import RETRY_ACTION
 from app.engine.envelope import Envelope
@@ -57,6 +58,7 @@ from app.github.commits import Attempt, BranchMoved
 from app.github.labels import set_run_labels
 from app.github.pulls import ensure_draft_pull, mark_ready_for_review, update_pull
 from app.store.backlogs import BacklogStore
+from app.store.evidence import EvidenceStore
 from app.store.progress import AttemptRow, IssueRow, ProgressStore
 
 if TYPE_CHECKING:
@@ -90,12 +92,14 @@ class Reporter:
         settings: Settings,
         backlogs: BacklogStore | None = None,
         progress: ProgressStore | None = None,
+        evidence: EvidenceStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
         self.settings = settings
         self.backlogs = backlogs
         self.progress = progress
+        self.evidence = evidence
         self.clock = clock
 
     def handles(self, effect: Effect) -> bool:
@@ -307,8 +311,14 @@ class Reporter:
         self, ctx: RunContext, env: Envelope, effect: WriteArtefacts
     ) -> tuple[Envelope, Event | None]:
         rows = await self._rows(ctx)
-        summary = render_run_summary(self._view(ctx, env, rows))
-        files = artefact_files(env.state, summary, {row.issue_key: row for row in rows[0]})
+        view = self._view(ctx, env, rows)
+        incident = ""
+        if env.state.status.is_terminal and env.state.status is not RunStatus.DONE_SUCCESS:
+            evidence = await self.evidence.of_run(ctx.record.id) if self.evidence else {}
+            incident = render_incident(view, evidence)
+        files = artefact_files(
+            env.state, render_run_summary(view), {row.issue_key: row for row in rows[0]}, incident
+        )
         folder = self.settings.data_dir / "runs" / ctx.record.id
         await asyncio.to_thread(_write_all, folder, files)
         head = env.state.head_sha
@@ -342,9 +352,12 @@ class Reporter:
 
 
 def artefact_files(
-    state: RunState, summary: str, details: Mapping[str, IssueRow] | None = None
+    state: RunState,
+    summary: str,
+    details: Mapping[str, IssueRow] | None = None,
+    incident: str = "",
 ) -> dict[str, str]:
-    """The run artefacts: strategy, issue index, summary, and an incident pack on failure."""
+    """The run artefacts: strategy, issue index, summary, and the incident pack if given."""
     index = issue_index(state, details)
     files = {
         "RUN_SUMMARY.md": summary,
@@ -364,12 +377,8 @@ def artefact_files(
                 )
                 + "\n"
             )
-    if state.status.is_terminal and state.status is not RunStatus.DONE_SUCCESS:
-        files["INCIDENT.md"] = (
-            f"# Incident: run {state.run_id}\n\n{status_line(state)}\n\n"
-            "What happened, phase by phase, is in RUN_SUMMARY.md; the strategy in force is "
-            "strategy.json; issues and builder feedback per phase are in the phase files.\n"
-        )
+    if incident:
+        files[INCIDENT_FILE] = incident
     return files
 
 

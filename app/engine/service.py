@@ -23,8 +23,10 @@ from app.engine.redelivery import redeliver_failed
 from app.engine.run_intake import RunIntake
 from app.engine.worker import Dispatch, InboxWorker, router_dispatch
 from app.github.client import GitHubApp
+from app.github.ratelimit import RetryPolicy
 from app.store.backlogs import BacklogStore
 from app.store.db import session_factory
+from app.store.evidence import EvidenceStore
 from app.store.inbox import Inbox, InboxDelivery
 from app.store.installations import Installations
 from app.store.progress import ProgressStore
@@ -73,6 +75,7 @@ async def running_engine(
                 settings.github_api_url,
                 settings.app_id,
                 settings.private_key.get_secret_value(),
+                policy=RetryPolicy(backoff_base=settings.retry_backoff_seconds),
             )
             store, queue = RunStore(engine), RunQueue(engine)
             intake = RunIntake(settings, app, store, queue)
@@ -82,6 +85,7 @@ async def running_engine(
                 session,
                 backlogs=BacklogStore(engine),
                 progress=ProgressStore(engine),
+                evidence=EvidenceStore(engine),
             )
             lease = timedelta(seconds=settings.lease_seconds)
             driver = RunDriver(store, queue, executor, owner=worker_name(), lease=lease)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from contextlib import aclosing
 
 from app.github.comments import cap_body
+from app.github.create import create_once
 from app.github.repo import GitHubClient, repo_vars
 
 BACKLOG_LABEL = "autopack:backlog"
@@ -46,9 +47,11 @@ async def upsert_backlog_issue(
         return number
     if not create:
         return None
-    created = await gh.post(
+    return await create_once(
+        gh,
         "/repos/{owner}/{repo}/issues",
         variables,
-        data={"title": title, "body": cap_body(body), "labels": [BACKLOG_LABEL]},
+        {"title": title, "body": cap_body(body), "labels": [BACKLOG_LABEL]},
+        identify=lambda created: int(created["number"]),
+        find=lambda: find_backlog_issue(gh, repo, marker),
     )
-    return int(created["number"])

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from app.domain.triggers import RETRY_ACTION
+from app.github.create import create_once
 from app.github.repo import PER_PAGE, GitHubClient, repo_vars
 
 MAX_TEXT = 65_535  # output.summary and output.text, in characters
@@ -239,8 +240,14 @@ async def create_check_run(
         body["details_url"] = details_url
     if actions:
         body["actions"] = _check_actions(actions)
-    created = await gh.post("/repos/{owner}/{repo}/check-runs", repo_vars(repo), data=body)
-    check_run_id = int(created["id"])
+    check_run_id = await create_once(
+        gh,
+        "/repos/{owner}/{repo}/check-runs",
+        repo_vars(repo),
+        body,
+        identify=lambda created: int(created["id"]),
+        find=lambda: find_check_run(gh, repo, head_sha, name, external_id),
+    )
     await _send_more_annotations(gh, repo, check_run_id, fitted, rest)
     return check_run_id
 

@@ -15,6 +15,7 @@ import importlib.metadata
 import logging
 import random
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import aiohttp
 import gidgethub
 import gidgethub.aiohttp
+from gidgethub import sansio
 
 from app import metrics
 from app.github.auth import (
@@ -49,6 +51,19 @@ Jitter = Callable[[], float]
 _CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
 # Refresh the App JWT well inside its 9 minutes of remaining validity.
 _APP_JWT_REUSE_SECONDS = 5 * 60.0
+# The note a failed request's exception carries, naming the call (see `failed_call`).
+_CALL_NOTE = "GitHub call: "
+# A request carrying this header is not repeated after a failure that may have landed (a 5xx or
+# a lost connection): see app/github/create.py, which looks before it creates again.
+NO_BLIND_RETRY_HEADER = "x-autopack-no-blind-retry"
+
+
+def failed_call(exc: BaseException) -> str | None:
+    """The call ("POST /repos/o/r/git/trees") a GitHub client exception came from, if known."""
+    for note in getattr(exc, "__notes__", ()):
+        if isinstance(note, str) and note.startswith(_CALL_NOTE):
+            return note.removeprefix(_CALL_NOTE)
+    return None
 
 
 class RateLimited(gidgethub.HTTPException):
@@ -114,6 +129,25 @@ class RetryingGitHubAPI(gidgethub.aiohttp.GitHubAPI):
         """Sleep through the injected sleep function (tests record instead of sleeping)."""
         await self._sleep(seconds)
 
+    async def _make_request(
+        self,
+        method: str,
+        url: str,
+        url_vars: Mapping[str, Any] | None,
+        data: Any,
+        accept: str,
+        *args: Any,
+        **kwargs: Any,
+    ) -> tuple[bytes, str | None, int]:
+        # Whatever fails after the retries names the call, so a report can say which one.
+        try:
+            return await super()._make_request(method, url, url_vars, data, accept, *args, **kwargs)
+        except (gidgethub.HTTPException, *_CONNECTION_ERRORS) as exc:
+            filled = sansio.format_url(url, url_vars or {}, base_url=self.base_url)
+            path = urllib.parse.urlsplit(filled).path
+            exc.add_note(f"{_CALL_NOTE}{method} {path}")
+            raise
+
     @abc.abstractmethod
     async def _authorization(self) -> str:
         """The `Authorization` header value for the next attempt."""
@@ -130,6 +164,8 @@ class RetryingGitHubAPI(gidgethub.aiohttp.GitHubAPI):
         # `Autopack-Attempt:` commit trailers, lookups before creates), so a repeat is safe and
         # giving up would fail a run on a transient outage.
         explicit_auth = any(key.lower() == "authorization" for key in headers)
+        blind_retry = not any(key.lower() == NO_BLIND_RETRY_HEADER for key in headers)
+        headers = {k: v for k, v in headers.items() if k.lower() != NO_BLIND_RETRY_HEADER}
         attempt = 1
         refreshed = False
         while True:
@@ -146,7 +182,9 @@ class RetryingGitHubAPI(gidgethub.aiohttp.GitHubAPI):
                     status, response_headers = response.status, response.headers
                     response_body = await response.read()
             except _CONNECTION_ERRORS as exc:
-                if not await self._backoff(None, {}, b"", attempt, method, url, type(exc).__name__):
+                if not blind_retry or not await self._backoff(
+                    None, {}, b"", attempt, method, url, type(exc).__name__
+                ):
                     raise
                 attempt += 1
                 continue
@@ -168,7 +206,7 @@ class RetryingGitHubAPI(gidgethub.aiohttp.GitHubAPI):
                 self._unauthorized(authorization)
                 log.info("401 from %s %s: refreshing credentials and retrying once", method, url)
                 continue
-            if status < 400:
+            if status < 400 or (status >= 500 and not blind_retry):
                 return status, response_headers, response_body
             if await self._backoff(
                 status, response_headers, response_body, attempt, method, url, f"HTTP {status}"

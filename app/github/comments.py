@@ -7,10 +7,12 @@ before storing its id finds the comment on the next try instead of posting a sec
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from contextlib import aclosing
 
 import gidgethub
 
+from app.github.create import create_once
 from app.github.repo import PER_PAGE, GitHubClient, is_status, repo_vars
 
 MAX_BODY = 65_536  # GitHub's limit for an issue comment body, in characters
@@ -39,14 +41,20 @@ def _issue_vars(repo: str, issue: int) -> dict[str, object]:
 async def find_run_comment(gh: GitHubClient, repo: str, issue: int, run_id: str) -> int | None:
     """The id of the comment carrying this run's marker, if one exists (all pages)."""
     marker = run_marker(run_id)
+    # The marker opens our comments; a person quoting one starts with "> ".
+    return await _find_comment(gh, repo, issue, lambda body: body.startswith(marker))
+
+
+async def _find_comment(
+    gh: GitHubClient, repo: str, issue: int, matches: Callable[[str], bool]
+) -> int | None:
     comments = gh.getiter(
         "/repos/{owner}/{repo}/issues/{number}/comments{?per_page}",
         {**_issue_vars(repo, issue), "per_page": PER_PAGE},
     )
     async with aclosing(comments):
         async for comment in comments:
-            # The marker opens our comments; a person quoting one starts with "> ".
-            if str(comment.get("body") or "").startswith(marker):
+            if matches(str(comment.get("body") or "")):
                 return int(comment["id"])
     return None
 
@@ -88,9 +96,13 @@ async def post_comment(gh: GitHubClient, repo: str, issue: int, body: str) -> in
     """Post a one-off comment (a plan preview, a permission refusal); return its id."""
     if not body.strip():
         raise ValueError("GitHub refuses an empty comment")
-    created = await gh.post(
+    text = cap_body(body)
+    return await create_once(
+        gh,
         "/repos/{owner}/{repo}/issues/{number}/comments",
         _issue_vars(repo, issue),
-        data={"body": cap_body(body)},
+        {"body": text},
+        identify=lambda created: int(created["id"]),
+        # A lost answer may hide a comment that was made: the same text is that comment.
+        find=lambda: _find_comment(gh, repo, issue, lambda found: found == text),
     )
-    return int(created["id"])

@@ -40,7 +40,12 @@ class GitHubClient(Protocol):
     ) -> AsyncGenerator[Any, None]: ...
 
     async def post(
-        self, url: str, url_vars: Mapping[str, Any] | None = ..., *, data: Any
+        self,
+        url: str,
+        url_vars: Mapping[str, Any] | None = ...,
+        *,
+        data: Any,
+        extra_headers: dict[str, str] | None = ...,
     ) -> Any: ...
 
     async def patch(
@@ -50,6 +55,8 @@ class GitHubClient(Protocol):
     async def delete(self, url: str, url_vars: Mapping[str, Any] | None = ...) -> None: ...
 
     async def graphql(self, query: str, *, endpoint: str = ..., **variables: Any) -> Any: ...
+
+    async def sleep(self, seconds: float) -> None: ...
 
 
 class RepositoryEmpty(Exception):

@@ -240,3 +240,16 @@ class RunIssueRow(Base):
     line: Mapped[int | None] = mapped_column(Integer, nullable=True)
     commit_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
     message: Mapped[str] = mapped_column(Text)
+
+
+class RunEvidenceRow(Base):
+    """What one attempt left for the auditor and the incident pack: its diff, logs, findings."""
+
+    __tablename__ = "run_evidence"
+
+    run_id: Mapped[str] = _run_fk()
+    phase_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

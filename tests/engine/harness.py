@@ -22,6 +22,7 @@ from tests.fakegithub.scenario import FakeGitHub
 REPO = "acme/widgets"
 BUILDER = Path(__file__).parent / "scripts" / "phase_builder.py"
 PLANNER = Path(__file__).parent / "scripts" / "planner.py"
+RECORDING_AUDITOR = Path(__file__).parent / "scripts" / "recording_auditor.py"
 FILES = {"README.md": "# widgets\n", "src/app.py": "print('hi')\n"}
 
 
@@ -82,8 +83,11 @@ async def autopack(
     ruleset_text: str | None = None,
     builder_env: dict[str, str] | None = None,
     planner_env: dict[str, str] | None = None,
+    auditor_env: dict[str, str] | None = None,
 ) -> AsyncIterator[Harness]:
-    """A running Autopack; `planner_env` also configures the test planner (scripts/planner.py)."""
+    """A running Autopack; `planner_env` also configures the test planner (scripts/planner.py),
+    `auditor_env` makes the `reviewer` auditor the recording one (scripts/recording_auditor.py).
+    """
     inst = sim.install("acme")
     files = dict(FILES)
     files[".github/autopack.yml"] = ruleset_text if ruleset_text is not None else ruleset()
@@ -96,6 +100,14 @@ async def autopack(
         timeout_seconds=120,
         env=builder_env or {},
     )
+    auditor = profile
+    if auditor_env is not None:
+        auditor = BuilderProfile(
+            backend="command",
+            command=[sys.executable, str(RECORDING_AUDITOR)],
+            timeout_seconds=60,
+            env=auditor_env,
+        )
     planners = {}
     if planner_env is not None:
         planners["planner"] = BuilderProfile(
@@ -111,9 +123,10 @@ async def autopack(
         github_api_url=sim.url,
         data_dir=data_dir,
         ci_poll_seconds=0.3,
+        retry_backoff_seconds=0.05,
         operator=OperatorConfig(
             builders={"default": profile, **planners},
-            auditors={"reviewer": profile},
+            auditors={"reviewer": auditor},
             planner="planner" if planners else None,
         ),
     )

@@ -24,6 +24,8 @@ class _Burst:
     remaining: int
     fault: HttpFault
     path_prefix: str | None
+    after_handler: bool = False  # the request is carried out, then its answer is lost
+    method: str | None = None  # only requests with this method (None: any)
 
 
 class Faults:
@@ -48,11 +50,28 @@ class Faults:
         fault = HttpFault(403, SECONDARY_MESSAGE, {"retry-after": str(retry_after)})
         self._bursts.append(_Burst(n, fault, path_prefix))
 
-    def take_http_fault(self, path: str) -> HttpFault | None:
-        """The fault to serve for this request, consuming one unit of its burst."""
+    def lose_response_next(
+        self, n: int, path_prefix: str | None = None, method: str | None = None
+    ) -> None:
+        """The next n API requests (under a path prefix, of a method) are carried out, then
+        answer 502: what a client sees when GitHub did the write but the answer was lost."""
+        fault = HttpFault(502, "Server Error")
+        self._bursts.append(_Burst(n, fault, path_prefix, after_handler=True, method=method))
+
+    def take_http_fault(
+        self, path: str, *, method: str = "GET", after_handler: bool = False, public: bool = False
+    ) -> HttpFault | None:
+        """The fault to serve for this request, consuming one unit of its burst.
+
+        Public routes (the tarball download host) get only faults aimed at them by prefix.
+        """
         for burst in self._bursts:
-            if burst.remaining > 0 and (
-                burst.path_prefix is None or path.startswith(burst.path_prefix)
+            if (
+                burst.remaining > 0
+                and burst.after_handler == after_handler
+                and burst.method in (None, method)
+                and (burst.path_prefix is None or path.startswith(burst.path_prefix))
+                and (not public or burst.path_prefix is not None)
             ):
                 burst.remaining -= 1
                 return burst.fault

@@ -82,7 +82,7 @@ async def errors_and_faults(request: web.Request, handler: Handler) -> web.Strea
     if core.faults.latency > 0:
         await asyncio.sleep(core.faults.latency)
     public = request.path.startswith(PUBLIC_PREFIXES)
-    fault = None if public else core.faults.take_http_fault(request.path)
+    fault = core.faults.take_http_fault(request.path, method=request.method, public=public)
     if fault is not None:
         return ApiError(fault.status, fault.message, headers=fault.headers).response()
     route = request.match_info.route
@@ -90,9 +90,15 @@ async def errors_and_faults(request: web.Request, handler: Handler) -> web.Strea
         core.unknown_routes.append(f"{request.method} {request.path}")
         return ApiError(404, "Not Found").response()
     try:
-        return await handler(request)
+        response = await handler(request)
     except ApiError as exc:
         return exc.response()
+    lost = core.faults.take_http_fault(
+        request.path, method=request.method, after_handler=True, public=public
+    )
+    if lost is not None:
+        return ApiError(lost.status, lost.message, headers=lost.headers).response()
+    return response
 
 
 def _credentials(request: web.Request) -> str | None:

@@ -1,8 +1,11 @@
 """A test builder for whole runs: one file per phase; behaviour chosen by the phase title.
 
-Titles containing "[fail]" make every attempt fail; "[secret]" writes a private key (a gate
-violation); "[slow]" sleeps for a minute (to be cancelled); "[issue]" also reports a minor issue
-pointing at line 2 of the file it writes; anything else succeeds.
+Titles containing "[fail]" make every attempt fail; "[dirty-fail]" makes every attempt fail
+after writing `leak/<phase>-<attempt>.txt` and appending to README.md, "[dirty-once]" only the
+first; "[binary]" writes a binary file beside its text file (the gate refuses it); "[secret]"
+writes a private key (a gate violation); "[slow]" sleeps for a minute (to be cancelled);
+"[issue]" also reports a minor issue pointing at line 2 of the file it writes; anything else
+succeeds. Each attempt prints a line to stdout and stderr (its log).
 """
 
 from __future__ import annotations
@@ -21,11 +24,23 @@ def main() -> int:
     result = Path(os.environ["AUTOPACK_RESULT_FILE"])
     if "[slow]" in title:
         time.sleep(60)
+    name = phase["phase_id"].replace(".", "_")
+    attempt = phase["attempt"]
+    print(f"building {name}, attempt {attempt}")
+    print(f"warning: {name} is a test phase", file=sys.stderr)
+    if "[dirty-fail]" in title or ("[dirty-once]" in title and attempt == 1):
+        Path("leak").mkdir(exist_ok=True)
+        Path("leak", f"{name}-{attempt}.txt").write_text("a failed attempt's change\n")
+        with Path("README.md").open("a") as readme:
+            readme.write("a failed attempt was here\n")
+        result.write_text(json.dumps({"tokens_used": tokens, "summary": "gave up half-way"}))
+        return 1
     if "[fail]" in title:
         result.write_text(json.dumps({"tokens_used": tokens, "summary": "could not do it"}))
         return 1
-    name = phase["phase_id"].replace(".", "_")
     Path("work").mkdir(exist_ok=True)
+    if "[binary]" in title:
+        Path("work", f"{name}.bin").write_bytes(b"\0\1\2 binary")
     content = f"{title}\nattempt {phase['attempt']}\nfeedback: {len(phase['feedback'])}\n"
     if "[secret]" in title:
         content += "-----BEGIN RSA PRIVATE KEY-----\n" + "MIIEowIBAAKCAQEA" + "q" * 60 + "\n"

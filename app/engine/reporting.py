@@ -50,6 +50,7 @@ from app.github.checks import (
     CheckAction,
     CheckRunOutput,
     create_check_run,
+    find_check_run,
     update_check_run,
 )
 from app.github.client import GitHubApp
@@ -233,21 +234,19 @@ class Reporter:
                     conclusion="neutral",
                     output=CheckRunOutput(title="Superseded", summary=f"Continued on {head}."),
                 )
-            check_id = await create_check_run(
-                ctx.gh,
-                repo,
-                head,
-                CHECK_NAME,
-                external_id(repo, ctx.record.issue_number, ctx.record.id),
-                output,
+            marker = external_id(repo, ctx.record.issue_number, ctx.record.id)
+            # A worker that died after creating it, before noting its id, left one to reuse.
+            found = await find_check_run(ctx.gh, repo, head, CHECK_NAME, marker)
+            check_id = found or await create_check_run(
+                ctx.gh, repo, head, CHECK_NAME, marker, output
             )
             env = env.note(
                 check_run_id=check_id,
                 check_run_sha=head,
-                checked_status=state.status.value,
+                checked_status=state.status.value if found is None else "",
                 checked_at=self.clock(),
             )
-            if not final:
+            if not final and found is None:
                 return env  # created with the current output: nothing to update
         if final:
             conclusion = _CONCLUSIONS.get(state.status, "failure")

@@ -1,5 +1,7 @@
 """A worker killed with SIGKILL at every state of a run, and restarted each time: the run ends as
-it would have, with exactly one commit per phase attempt and the default branch never written."""
+it would have, with exactly one commit per phase attempt, one check run per head, one comment,
+one pull request, and the default branch never written. Each kill comes at an exact moment: the
+simulator holds the request the worker makes there (no polling race)."""
 
 from __future__ import annotations
 
@@ -16,12 +18,18 @@ from tests.engine.processes import Server, prepare
 from tests.fakegithub.scenario import FakeGitHub
 
 PLAN = "## Tier 1\n- [ ] Add the settings module\n- [ ] Add the loader\n"
+R = f"/repos/{REPO}"
+# Where the worker dies: held at each request, killed while it waits, restarted. In run order;
+# each is the first effect of a state (the one saved with it), so every state is crossed dead.
 KILL_AT = [
-    RunStatus.RUN_CREATED,
-    RunStatus.PHASE_EXECUTION,
-    RunStatus.GATE,
-    RunStatus.CI_RUNNING,
-    RunStatus.SNAPSHOT_CREATED,
+    ("RUN_CREATED: creating the branch", "POST", f"{R}/git/refs$", b"refs/heads/"),
+    ("RUN_CREATED: the first check run", "POST", f"{R}/check-runs$", b""),
+    ("PHASE_EXECUTION: the builder's workspace", "GET", f"{R}/tarball/", b""),
+    ("GATE: pushing the change", "POST", f"{R}/git/trees$", b""),
+    ("CI_RUNNING: reading CI", "GET", f"{R}/commits/[0-9a-f]+/check-runs", b""),
+    ("SNAPSHOT_CREATED: the snapshot tag", "POST", f"{R}/git/refs$", b"refs/tags/"),
+    ("PHASE_EXECUTION: the draft pull request", "POST", f"{R}/pulls$", b""),
+    ("DONE: the final report", "PATCH", f"{R}/check-runs/[0-9]+$", b'"conclusion": "success"'),
 ]
 
 
@@ -38,18 +46,21 @@ async def test_sigkill_at_every_state(
     try:
         issue = await fakegithub.open_issue(REPO, "Two phases", PLAN, user="alice")
         await fakegithub.label_issue(REPO, issue, "autopack:run", sender="alice")
-        pending = list(KILL_AT)
+        for where, method, path, body in KILL_AT:
+            hold = fakegithub.faults.hold_next(method, path, body)
+            async with asyncio.timeout(40):
+                await hold.reached.wait()
+            await server.kill()
+            kills.append(where)
+            hold.release.set()  # its answer goes to a dead worker: a lost response
+            await server.start()
         async with asyncio.timeout(40):
             while True:
                 runs = await store.list_runs(repository=REPO)
                 run = runs[0] if runs else None
                 if run is not None and run.terminal:
                     break
-                if run is not None and pending and run.status == pending[0].value:
-                    await server.kill()
-                    kills.append(pending.pop(0).value)
-                    await server.start()
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.05)
         await fakegithub.idle()
         env_state = Envelope.loads(run.state)
     finally:
@@ -58,7 +69,7 @@ async def test_sigkill_at_every_state(
             await server.kill()
         await engine.dispose()
     assert run.status == RunStatus.DONE_SUCCESS.value, env_state.state.terminal_reason
-    assert len(kills) >= 3, kills  # killed in most states (a fast state can slip by)
+    assert kills == [where for where, *_ in KILL_AT]  # every kill happened, in order
     repo = fakegithub.repo(REPO)
     commits = repo.commits(f"heads/{run.branch}")
     attempts = [
@@ -72,3 +83,6 @@ async def test_sigkill_at_every_state(
     assert [c.message for c in repo.commits("heads/main")] == ["Initial commit"]
     assert len(repo.pulls) == 1
     assert len([c for c in repo.comments(issue) if f"autopack:run:{run.id}" in c.body]) == 1
+    ours = [c for c in repo.check_runs if c.name == "Autopack"]
+    assert len({c.head_sha for c in ours}) == len(ours)  # one check run per head
+    assert all(c.status == "completed" for c in ours)  # none left in progress by a kill

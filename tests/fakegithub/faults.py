@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from dataclasses import dataclass, field
 
 SECONDARY_MESSAGE = (
@@ -28,6 +30,21 @@ class _Burst:
     method: str | None = None  # only requests with this method (None: any)
 
 
+@dataclass
+class Hold:
+    """A request kept waiting: `reached` is set when one arrives, it goes on once `release`d."""
+
+    method: str
+    path: re.Pattern[str]
+    body: bytes
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def matches(self, method: str, path: str, body: bytes) -> bool:
+        """True for the request this hold waits for."""
+        return method == self.method and bool(self.path.search(path)) and self.body in body
+
+
 class Faults:
     """Test-controlled misbehaviour; every counter counts down as faults are served."""
 
@@ -37,6 +54,7 @@ class Faults:
         self.drop_next = 0  # webhook deliveries recorded as failed and not sent
         self.duplicate_next = 0  # webhook deliveries sent twice with the same guid
         self.reorder_next = 0  # deliveries held, then released newest first
+        self._holds: list[Hold] = []
 
     def fail_next(self, n: int, status: int = 502, path_prefix: str | None = None) -> None:
         """The next n API requests (optionally under a path prefix) answer `status` (502/503)."""
@@ -77,6 +95,26 @@ class Faults:
                 return burst.fault
         self._bursts = [b for b in self._bursts if b.remaining > 0]
         return None
+
+    def hold_next(self, method: str, path: str, body: bytes = b"") -> Hold:
+        """Keep the next request of `method` whose path matches the regex `path` (and whose body
+        contains `body`) waiting until the test releases it: a moment to act at, exactly."""
+        hold = Hold(method, re.compile(path), body)
+        self._holds.append(hold)
+        return hold
+
+    def take_hold(self, method: str, path: str, body: bytes) -> Hold | None:
+        """The hold this request is caught by, if any (each hold catches one request)."""
+        for hold in self._holds:
+            if hold.matches(method, path, body):
+                self._holds.remove(hold)
+                return hold
+        return None
+
+    @property
+    def holding(self) -> bool:
+        """True while a hold waits for its request."""
+        return bool(self._holds)
 
     def clear(self) -> None:
         """Back to a well-behaved GitHub (held deliveries stay held until released)."""

@@ -81,6 +81,11 @@ async def errors_and_faults(request: web.Request, handler: Handler) -> web.Strea
     core = request.app[CORE]
     if core.faults.latency > 0:
         await asyncio.sleep(core.faults.latency)
+    if core.faults.holding:
+        hold = core.faults.take_hold(request.method, request.path, await request.read())
+        if hold is not None:
+            hold.reached.set()
+            await hold.release.wait()
     public = request.path.startswith(PUBLIC_PREFIXES)
     fault = core.faults.take_http_fault(request.path, method=request.method, public=public)
     if fault is not None:

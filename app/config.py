@@ -125,8 +125,11 @@ class Settings(BaseModel):
     log_format: Literal["auto", "json", "text"] = "auto"
     # How often a run waiting for CI looks at its check runs when no webhook came.
     ci_poll_seconds: float = 30.0
-    # How long a worker holds a run or a delivery before another worker may take it over.
-    lease_seconds: float = 60.0
+    # How long a worker holds a run or a delivery before another worker may take it over;
+    # renewed every third of it while held, so short enough to recover quickly from a crash.
+    lease_seconds: float = 10.0
+    # Runs one worker process drives at once (each under its own lease).
+    worker_concurrency: int = 8
     # `autopack worker` serves /metrics and /health on this port when set (it has no web server).
     metrics_port: int | None = None
     # The first wait before retrying a failed GitHub call or download; it doubles each try.
@@ -171,7 +174,10 @@ def load_settings(
             "AUTOPACK_CI_POLL_SECONDS", get("AUTOPACK_CI_POLL_SECONDS")
         ),
         "lease_seconds": _parse_seconds(
-            "AUTOPACK_LEASE_SECONDS", get("AUTOPACK_LEASE_SECONDS"), default=60.0
+            "AUTOPACK_LEASE_SECONDS", get("AUTOPACK_LEASE_SECONDS"), default=10.0
+        ),
+        "worker_concurrency": _parse_count(
+            "AUTOPACK_WORKER_CONCURRENCY", get("AUTOPACK_WORKER_CONCURRENCY"), default=8
         ),
         "metrics_port": _parse_metrics_port(get("AUTOPACK_METRICS_PORT")),
         "retry_backoff_seconds": _parse_seconds(
@@ -236,6 +242,14 @@ def _parse_metrics_port(value: str | None) -> int | None:
         raise ConfigError(
             f"AUTOPACK_METRICS_PORT: must be a TCP port number between 1 and 65535, got {value!r}"
         )
+    return int(value)
+
+
+def _parse_count(name: str, value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    if not value.strip().isdigit() or not 1 <= int(value) <= 256:
+        raise ConfigError(f"{name}: must be a whole number from 1 to 256, got {value!r}")
     return int(value)
 
 

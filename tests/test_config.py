@@ -36,6 +36,9 @@ def test_defaults() -> None:
     assert settings.api_token is None
     assert not settings.can_call_github
     assert settings.operator.integration_branch_prefix == "autopack/"
+    assert settings.worker_concurrency == 8
+    assert settings.lease_seconds == 10.0
+    assert settings.retry_backoff_seconds == 1.0
 
 
 def test_full_environment(rsa_pem: str, tmp_path: Path) -> None:
@@ -118,6 +121,10 @@ EC_PEM = (
         ({"PRIVATE_KEY": "x", "PRIVATE_KEY_PATH": "y"}, "PRIVATE_KEY: set either"),
         ({"PRIVATE_KEY_PATH": "/nonexistent/key.pem"}, "PRIVATE_KEY_PATH (/nonexistent/key.pem)"),
         ({"AUTOPACK_LOG_FORMAT": "xml"}, "AUTOPACK_LOG_FORMAT: must be one of"),
+        ({"AUTOPACK_WORKER_CONCURRENCY": "0"}, "AUTOPACK_WORKER_CONCURRENCY: must be a whole"),
+        ({"AUTOPACK_WORKER_CONCURRENCY": "2.5"}, "AUTOPACK_WORKER_CONCURRENCY: must be a whole"),
+        ({"AUTOPACK_WORKER_CONCURRENCY": "999"}, "AUTOPACK_WORKER_CONCURRENCY: must be a whole"),
+        ({"AUTOPACK_RETRY_BACKOFF_SECONDS": "-1"}, "AUTOPACK_RETRY_BACKOFF_SECONDS: must be"),
         ({"AUTOPACK_CONFIG": "/nonexistent.toml"}, "AUTOPACK_CONFIG (/nonexistent.toml): cannot"),
     ],
 )

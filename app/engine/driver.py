@@ -1,5 +1,7 @@
 """Drives runs: claim one under a lease, feed its queued events to the machine, carry out the
-effects, queue their results, release it with its next timer. One worker holds a run at a time.
+effects, queue their results, release it with its next timer. One worker holds a run at a time;
+while it does, a heartbeat renews the lease every third of its length, so a short lease (quick
+recovery when a worker dies) never lapses under a long effect.
 
 Crash safety comes from the order of writes: a job's event is applied and the resulting state is
 saved together with the effects it asks for; each effect's result is queued (de-duplicated by the
@@ -29,8 +31,8 @@ from app.engine.progress import project
 from app.logs import fields
 from app.store.jobs import NewJob
 from app.store.progress import ProgressDelta
-from app.store.queue import Claim, Job, RunQueue
-from app.store.runs import EventKind, LeaseLost, NewEvent, RunRecord, RunStore
+from app.store.queue import Claim, Job, JobQueue
+from app.store.runs import EventKind, LeaseLost, NewEvent, RunRecord, RunRepository
 
 log = logging.getLogger("autopack.driver")
 
@@ -78,7 +80,7 @@ def _is_cancel(job: Job) -> bool:
 
 @dataclass
 class _Held:
-    claim: Claim
+    claim: Claim  # renewed by the heartbeat while the run is held
     record: RunRecord
     env: Envelope
     # A transition applied but not saved yet: its log entries, progress rows and the states
@@ -94,8 +96,8 @@ class RunDriver:
 
     def __init__(
         self,
-        store: RunStore,
-        queue: RunQueue,
+        store: RunRepository,
+        queue: JobQueue,
         executor: Executor,
         *,
         owner: str,
@@ -120,16 +122,32 @@ class RunDriver:
         if claim is None:
             return False
         held = _Held(claim, claim.run, Envelope.loads(claim.run.state))
+        heartbeat = asyncio.create_task(self._heartbeat(held), name=f"lease:{claim.run_id}")
         try:
             await self._drive(held)
         except LeaseLost:
             log.warning("lost the lease on a run", extra=fields(run=claim.run_id))
             return True
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
         wake = self.executor.next_wake(held.env, self.clock())
         await self.queue.release(
             held.claim, None if wake is None else datetime.fromtimestamp(wake, UTC)
         )
         return True
+
+    async def _heartbeat(self, held: _Held) -> None:
+        """Renew the lease of the held run until cancelled (or until it is lost)."""
+        every = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                held.claim = await self.queue.renew(held.claim, self.lease, self._now())
+            except LeaseLost:
+                log.warning("the lease lapsed", extra=fields(run=held.claim.run_id))
+                return  # the next save fails with LeaseLost and the driver lets go
 
     async def drain(self) -> int:
         """Step until no run is claimable; returns how many steps ran."""
@@ -234,10 +252,8 @@ class RunDriver:
     async def _interruptible(
         self, held: _Held, effect: Effect
     ) -> tuple[Envelope, Event | None] | None:
-        """Run a long effect, renewing the lease and stopping it if a cancel arrives."""
+        """Run a long effect, stopping it if a cancel arrives."""
         task = asyncio.create_task(self.executor.execute(held.record, held.env, effect))
-        renew_every = self.lease.total_seconds() / 3
-        last_renew = self.clock()
         try:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=self.cancel_poll_seconds)
@@ -246,9 +262,6 @@ class RunDriver:
                 if any(_is_cancel(job) for job in await self.queue.pending(held.claim.run_id)):
                     log.info("cancel arrived: stopping", extra=fields(run=held.claim.run_id))
                     return None
-                if self.clock() - last_renew >= renew_every:
-                    held.claim = await self.queue.renew(held.claim, self.lease, self._now())
-                    last_renew = self.clock()
         finally:
             if not task.done():
                 task.cancel()

@@ -38,22 +38,43 @@ IDLE_POLL_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 15.0
 # GitHub keeps three days of deliveries; on start look back this far for ones that failed.
 REDELIVERY_LOOKBACK = timedelta(hours=6)
-REDELIVERY_INTERVAL = timedelta(minutes=10)
-REDELIVERY_OVERLAP = timedelta(minutes=5)
+# Every minute, looking back over the settling time (deliveries too young to judge last time)
+# plus a margin: what failed while the worker was down is asked for soon after it is back.
+REDELIVERY_INTERVAL = timedelta(minutes=1)
+REDELIVERY_SETTLE = timedelta(seconds=30)
+REDELIVERY_OVERLAP = REDELIVERY_SETTLE + timedelta(minutes=1)
+# The first pass runs at start; a second one once the deliveries lost just before it settled.
+REDELIVERY_FIRST_REPEAT = REDELIVERY_SETTLE + timedelta(seconds=5)
 
 
 @dataclass
 class Engine:
-    """The running worker: its driver is exposed for tests and benchmarks."""
+    """The running worker: its drivers (one per concurrent run) are exposed for tests."""
 
     inbox_worker: InboxWorker
-    driver: RunDriver | None
-    run_wake: asyncio.Event
+    drivers: list[RunDriver]
+
+
+class Wakeup:
+    """Wakes every run slot at once when new work arrives (one event per slot)."""
+
+    def __init__(self, slots: int) -> None:
+        self.events = [asyncio.Event() for _ in range(slots)]
+
+    def set(self) -> None:
+        """New work: every slot looks for a run to claim."""
+        for event in self.events:
+            event.set()
 
 
 def worker_name() -> str:
-    """This process's lease owner name."""
+    """This process's name in lease owners: `host:pid`."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def slot_owner(slot: int) -> str:
+    """The lease owner of one run slot of this process: `host:pid:slot`."""
+    return f"{worker_name()}:{slot}"
 
 
 @contextlib.asynccontextmanager
@@ -63,10 +84,10 @@ async def running_engine(
     """Run the inbox worker and, when GitHub credentials are set, the run driver."""
     installations = Installations(session_factory(engine))
     dispatch = router_dispatch(installation_router, installations)
-    run_wake = asyncio.Event()
+    run_wake = Wakeup(settings.worker_concurrency)
     timeout = aiohttp.ClientTimeout(total=120, connect=10)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        driver = None
+        drivers: list[RunDriver] = []
         if settings.can_call_github:
             assert settings.app_id is not None
             assert settings.private_key is not None
@@ -88,18 +109,24 @@ async def running_engine(
                 evidence=EvidenceStore(engine),
             )
             lease = timedelta(seconds=settings.lease_seconds)
-            driver = RunDriver(store, queue, executor, owner=worker_name(), lease=lease)
+            drivers = [
+                RunDriver(store, queue, executor, owner=slot_owner(slot), lease=lease)
+                for slot in range(settings.worker_concurrency)
+            ]
+            await _take_back_dead_leases(queue)
             dispatch = _both(dispatch, intake, run_wake)
         inbox = Inbox(engine)
         inbox_worker = InboxWorker(
             inbox, dispatch, inbox_wake, lease=timedelta(seconds=settings.lease_seconds)
         )
         tasks = [asyncio.create_task(inbox_worker.run(), name="autopack-inbox")]
-        if driver is not None:
-            tasks.append(asyncio.create_task(_drive(driver, run_wake), name="autopack-runs"))
+        for slot, driver in enumerate(drivers):
+            wake = run_wake.events[slot]
+            tasks.append(asyncio.create_task(_drive(driver, wake), name=f"autopack-runs-{slot}"))
+        if drivers:
             tasks.append(asyncio.create_task(_catch_up(app, inbox), name="autopack-redelivery"))
         try:
-            yield Engine(inbox_worker, driver, run_wake)
+            yield Engine(inbox_worker, drivers)
         finally:
             for task in tasks:
                 task.cancel()
@@ -109,7 +136,35 @@ async def running_engine(
                 log.error("a worker task did not stop in time: %s", task.get_name())
 
 
-def _both(installations: Dispatch, intake: RunIntake, run_wake: asyncio.Event) -> Dispatch:
+async def _take_back_dead_leases(queue: RunQueue) -> None:
+    """Runs this host's dead processes held are claimable at once, not when their lease ends.
+
+    A lease names `host:pid:slot`. On this host, a pid that no longer runs is dead; so is our
+    own pid (we hold nothing yet: it is a predecessor's, as after a container restart).
+    """
+    host = socket.gethostname()
+    dead = [
+        owner
+        for owner in await queue.lease_owners(f"{host}:")
+        if not _alive(owner.removeprefix(f"{host}:").split(":", 1)[0])
+    ]
+    if dead and (count := await queue.expire_leases(dead)):
+        log.info("took back %d run(s) from dead workers of this host", count)
+
+
+def _alive(pid_text: str) -> bool:
+    if not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def _both(installations: Dispatch, intake: RunIntake, run_wake: Wakeup) -> Dispatch:
     async def dispatch(delivery: InboxDelivery) -> None:
         await installations(delivery)
         await intake.handle(delivery)
@@ -119,18 +174,22 @@ def _both(installations: Dispatch, intake: RunIntake, run_wake: asyncio.Event) -
 
 
 async def _catch_up(app: GitHubApp, inbox: Inbox) -> None:
-    """On start and then periodically, ask GitHub to redeliver what failed to reach us."""
+    """On start and then every minute, ask GitHub to redeliver what failed to reach us."""
     since = datetime.now(UTC) - REDELIVERY_LOOKBACK
+    wait = REDELIVERY_FIRST_REPEAT
     while True:
         started = datetime.now(UTC)
         try:
-            report = await redeliver_failed(await app.app_client(), inbox, since)
+            report = await redeliver_failed(
+                await app.app_client(), inbox, since, settle=REDELIVERY_SETTLE
+            )
             if report.redelivered:
                 log.info("asked for %d redeliveries", len(report.redelivered))
             since = started - REDELIVERY_OVERLAP
         except (gidgethub.GitHubException, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("could not list webhook deliveries: %s", exc)
-        await asyncio.sleep(REDELIVERY_INTERVAL.total_seconds())
+        await asyncio.sleep(wait.total_seconds())
+        wait = REDELIVERY_INTERVAL
 
 
 async def _drive(driver: RunDriver, wake: asyncio.Event) -> None:

@@ -66,7 +66,7 @@ class Claim:
 
 
 class JobQueue(Protocol):
-    """What workers need from the queue; SQL and in-memory implementations agree."""
+    """What workers need from the queue (the driver is typed on it; RunQueue implements it)."""
 
     async def enqueue(
         self,
@@ -103,6 +103,14 @@ class JobQueue(Protocol):
 
     async def pending(self, run_id: str) -> list[Job]:
         """The run's pending jobs in id order (due or not)."""
+        ...
+
+    async def lease_owners(self, prefix: str, now: datetime | None = None) -> list[str]:
+        """The owners of live leases whose name starts with `prefix` (e.g. this host's)."""
+        ...
+
+    async def expire_leases(self, owners: Sequence[str], now: datetime | None = None) -> int:
+        """End the leases of owners known to be dead: their runs are claimable at once."""
         ...
 
 
@@ -239,6 +247,33 @@ class RunQueue:
                 .values(lease_owner=None, lease_until=None, wake_at=timer)
             )
             return _rowcount(result) == 1
+
+    async def lease_owners(self, prefix: str, now: datetime | None = None) -> list[str]:
+        """The owners of live leases whose name starts with `prefix` (e.g. this host's)."""
+        moment = utc_input(now) if now is not None else utcnow()
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        statement = (
+            select(RunRow.lease_owner)
+            .where(RunRow.lease_owner.like(f"{escaped}%", escape="\\"))
+            .where(RunRow.lease_until >= moment)
+            .distinct()
+        )
+        async with self._sessions() as session:
+            return [owner for owner in await session.scalars(statement) if owner is not None]
+
+    async def expire_leases(self, owners: Sequence[str], now: datetime | None = None) -> int:
+        """End the leases of owners known to be dead: their runs are claimable at once."""
+        if not owners:
+            return 0
+        moment = utc_input(now) if now is not None else utcnow()
+        past = moment - timedelta(seconds=1)
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(RunRow)
+                .where(RunRow.lease_owner.in_(list(owners)), RunRow.lease_until >= moment)
+                .values(lease_until=past, wake_at=past)
+            )
+            return _rowcount(result)
 
     async def pending(self, run_id: str) -> list[Job]:
         """The run's pending jobs in id order (due or not)."""

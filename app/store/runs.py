@@ -172,7 +172,7 @@ class EventRecord:
 
 
 class RunRepository(Protocol):
-    """What the engine needs from run storage; SQL and in-memory implementations agree."""
+    """What the engine needs from run storage (the driver is typed on it; RunStore has it)."""
 
     async def create_run(self, new: NewRun, now: datetime | None = None) -> RunRecord:
         """Store a new run; ActiveRunExists if the issue already has a non-terminal one."""
@@ -193,8 +193,11 @@ class RunRepository(Protocol):
         now: datetime | None = None,
         events: Sequence[NewEvent] = (),
         progress: ProgressDelta | None = None,
+        jobs: Sequence[NewJob] = (),
+        done_jobs: Sequence[int] = (),
     ) -> RunRecord:
-        """Write the state (with log entries and progress rows) if the version and lease allow."""
+        """Write the state (with log entries, progress rows, new and finished jobs) if the
+        version and lease allow."""
         ...
 
     async def append_events(

@@ -78,7 +78,14 @@ class Server:
         await self.process.wait()
 
 
-async def prepare(sim: FakeGitHub, tmp_path: Path, database_url: str) -> dict[str, str]:
+async def prepare(
+    sim: FakeGitHub,
+    tmp_path: Path,
+    database_url: str,
+    *,
+    builder_env: dict[str, str] | None = None,
+    lease_seconds: float = 1,
+) -> dict[str, str]:
     """A repository in the simulator, an operator config, a migrated database; the environment."""
     inst = sim.install("acme")
     files = {**FILES, ".github/autopack.yml": ruleset()}
@@ -87,6 +94,7 @@ async def prepare(sim: FakeGitHub, tmp_path: Path, database_url: str) -> dict[st
     config = tmp_path / "autopack.toml"
     config.write_text(
         f'[builders.default]\nbackend = "command"\ncommand = ["{sys.executable}", "{BUILDER}"]\n'
+        + "".join(f'env.{name} = "{value}"\n' for name, value in (builder_env or {}).items())
     )
     key = tmp_path / "app.pem"
     key.write_text(sim.app.private_key_pem)
@@ -100,7 +108,7 @@ async def prepare(sim: FakeGitHub, tmp_path: Path, database_url: str) -> dict[st
         "DATABASE_URL": database_url,
         "AUTOPACK_DATA_DIR": str(tmp_path / "data"),
         "AUTOPACK_CONFIG": str(config),
-        "AUTOPACK_LEASE_SECONDS": "1",
+        "AUTOPACK_LEASE_SECONDS": str(lease_seconds),
         "AUTOPACK_CI_POLL_SECONDS": "0.3",
         "AUTOPACK_LOG_FORMAT": "json",
         "PORT": str(free_port()),

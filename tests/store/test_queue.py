@@ -231,3 +231,27 @@ async def test_concurrent_claimers_never_share_a_run(engine: AsyncEngine) -> Non
     results = await asyncio.gather(*(claimer(f"w{index}") for index in range(4)))
     claimed = [claim.run_id for result in results for claim in result]
     assert sorted(claimed) == sorted(f"acme-widgets-{issue}-1" for issue in range(12))
+
+
+class TestDeadOwners:
+    async def test_live_leases_are_listed_by_owner_prefix(self, stores: Stores) -> None:
+        one, two, three = await make_runs(stores, 1, 2, 3)
+        for run in (one, two, three):
+            await stores.queue.enqueue(run, "{}", now=T0)
+        for owner in ("host-a:10:0", "host-a:11:0", "host-b:10:0"):
+            assert await stores.queue.claim(owner, LEASE, now=T0) is not None
+        owners = await stores.queue.lease_owners("host-a:", now=T0)
+        assert sorted(owners) == ["host-a:10:0", "host-a:11:0"]
+        assert await stores.queue.lease_owners("host_a:", now=T0) == []  # "_" is no wildcard
+        assert await stores.queue.lease_owners("host-a:", now=T0 + 2 * LEASE) == []  # lapsed
+
+    async def test_a_dead_owner_s_run_is_claimable_at_once(self, stores: Stores) -> None:
+        (run,) = await make_runs(stores, 1)
+        await stores.queue.enqueue(run, "{}", now=T0)
+        assert await stores.queue.claim("host-a:10:0", LEASE, now=T0) is not None
+        assert await stores.queue.claim("host-a:20:0", LEASE, now=T0) is None  # still leased
+        assert await stores.queue.expire_leases(["host-a:10:0"], now=T0) == 1
+        claim = await stores.queue.claim("host-a:20:0", LEASE, now=T0)
+        assert claim is not None
+        assert claim.run_id == run
+        assert await stores.queue.expire_leases([], now=T0) == 0

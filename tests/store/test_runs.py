@@ -1,4 +1,4 @@
-"""RunStore contract: the SQL store (SQLite, PostgreSQL) and the in-memory one behave alike."""
+"""RunStore contract: the SQL store behaves alike on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 
 from app.store import migrate
 from app.store.db import create_engine
-from app.store.memory import MemoryRunQueue, MemoryRunStore
 from app.store.queue import JobQueue, RunQueue
 from app.store.runs import (
     ActiveRunExists,
@@ -43,14 +42,10 @@ class Stores:
 
 @pytest.fixture(
     name="stores",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "memory"],
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
 )
 async def stores_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
-    """Each backend in turn: SQL on SQLite and PostgreSQL (when configured), and in memory."""
-    if request.param == "memory":
-        memory = MemoryRunStore()
-        yield Stores(memory, MemoryRunQueue(memory))
-        return
+    """Each backend in turn: SQLite, and PostgreSQL when configured."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'autopack.db'}"
     elif POSTGRES_URL:

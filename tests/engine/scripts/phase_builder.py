@@ -4,8 +4,11 @@ Titles containing "[fail]" make every attempt fail; "[dirty-fail]" makes every a
 after writing `leak/<phase>-<attempt>.txt` and appending to README.md, "[dirty-once]" only the
 first; "[binary]" writes a binary file beside its text file (the gate refuses it); "[secret]"
 writes a private key (a gate violation); "[slow]" sleeps for a minute (to be cancelled);
-"[issue]" also reports a minor issue pointing at line 2 of the file it writes; anything else
-succeeds. Each attempt prints a line to stdout and stderr (its log).
+"[nap]" notes its start in TEST_NAP_DIR and sleeps 3 s; "[meet]" waits (up to 20 s) in
+TEST_MEET_DIR until another builder has arrived there too, and fails if none does: two such
+phases can only both succeed when their builders run at the same time; "[issue]" also reports a
+minor issue pointing at line 2 of the file it writes; anything else succeeds. Each attempt
+prints a line to stdout and stderr (its log).
 """
 
 from __future__ import annotations
@@ -24,6 +27,13 @@ def main() -> int:
     result = Path(os.environ["AUTOPACK_RESULT_FILE"])
     if "[slow]" in title:
         time.sleep(60)
+    if "[nap]" in title:
+        naps = Path(os.environ["TEST_NAP_DIR"])
+        (naps / f"{len(list(naps.iterdir()))}").write_text("napping\n")
+        time.sleep(3)
+    if "[meet]" in title and not meet(Path(os.environ["TEST_MEET_DIR"]), phase["run_id"]):
+        result.write_text(json.dumps({"tokens_used": tokens, "summary": "met nobody"}))
+        return 1
     name = phase["phase_id"].replace(".", "_")
     attempt = phase["attempt"]
     print(f"building {name}, attempt {attempt}")
@@ -60,6 +70,17 @@ def main() -> int:
         ]
     result.write_text(json.dumps(report))
     return 0
+
+
+def meet(folder: Path, me: str) -> bool:
+    """Arrive in `folder` and wait for another arrival: True when someone else came."""
+    (folder / me).write_text("here\n")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if any(entry.name != me for entry in folder.iterdir()):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.store import migrate
@@ -17,7 +19,26 @@ from app.store.db import create_engine
 from tests.fakegithub.fixtures import fakegithub, webhook_receiver  # noqa: F401
 
 PAYLOADS = Path(__file__).parent / "payloads"
-POSTGRES_URL = os.environ.get("AUTOPACK_TEST_DATABASE_URL")
+
+# A deadline is a timed assertion, and a 2-core machine running tests in parallel is slow at
+# times: examples have no deadline and slow generation is no failure. Examples stay as many.
+settings.register_profile("autopack", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("autopack")
+
+
+def _postgres_url() -> str | None:
+    """AUTOPACK_TEST_DATABASE_URL; under pytest-xdist each worker gets its own database
+    (`<name>_gw0`, ...), since tests reset the schema of the one they use."""
+    url = os.environ.get("AUTOPACK_TEST_DATABASE_URL")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
+
+
+POSTGRES_URL = _postgres_url()
+_created: set[str] = set()
 
 
 def load_payload(name: str) -> dict[str, Any]:
@@ -26,8 +47,30 @@ def load_payload(name: str) -> dict[str, Any]:
     return data
 
 
+async def _ensure_database(url: str) -> None:
+    """Create the database named in `url` if it does not exist (once per process)."""
+    if url in _created:
+        return
+    parsed = make_url(url)
+    admin = create_engine(
+        parsed.set(database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        async with admin.connect() as conn:
+            found = await conn.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}
+            )
+            if not found:
+                await conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    finally:
+        await admin.dispose()
+    _created.add(url)
+
+
 async def reset_postgres(url: str) -> None:
     """Give a test an empty PostgreSQL schema."""
+    await _ensure_database(url)
     engine = create_engine(url)
     async with engine.begin() as conn:
         await conn.execute(text("DROP SCHEMA public CASCADE"))

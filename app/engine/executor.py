@@ -69,7 +69,7 @@ from app.domain.gate import Decision, evaluate
 from app.domain.issue_record import IssueRecord, Severity
 from app.domain.strategy import PhaseStrategy, Strategy
 from app.engine.ci_watch import CIWatcher
-from app.engine.envelope import CIWatch, Envelope
+from app.engine.envelope import Envelope
 from app.engine.planning import (
     PLANNER_PHASE,
     PLANNER_TOKENS,
@@ -210,13 +210,9 @@ class EngineExecutor:
                 await asyncio.to_thread(ctx.workspace.reset)
                 return env, None
             case WaitForCI():
-                current = env.memo.ci
-                if current and (current.sha, current.rerun) == (effect.sha, effect.rerun):
-                    return env, None  # RerunCI already set up this wait (and what to ignore)
-                watch = CIWatch(effect.sha, effect.phase_id, effect.rerun, self.clock())
-                return env.note(ci=watch), None
+                return await self.ci.wait(ctx, env, effect), None
             case RerunCI():
-                return await self.ci.rerun(ctx, env, effect), None
+                return await self.ci.rerun(ctx, env, effect)
             case RunAuditor():
                 return await self._run_auditor(ctx, env, effect)
             case CreateSnapshot():

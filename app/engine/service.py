@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -56,9 +56,16 @@ def worker_name() -> str:
 
 @contextlib.asynccontextmanager
 async def running_engine(
-    settings: Settings, engine: AsyncEngine, inbox_wake: asyncio.Event
+    settings: Settings,
+    engine: AsyncEngine,
+    inbox_wake: asyncio.Event,
+    *,
+    clock: Callable[[], float] | None = None,
 ) -> AsyncIterator[Engine]:
-    """Run the inbox worker and, when GitHub credentials are set, the run driver."""
+    """Run the inbox worker and, when GitHub credentials are set, the run driver.
+
+    `clock` (epoch seconds) is the runs' clock: their deadlines, CI waits and leases.
+    """
     installations = Installations(session_factory(engine))
     dispatch = router_dispatch(installation_router, installations)
     run_wake = asyncio.Event()
@@ -82,9 +89,12 @@ async def running_engine(
                 session,
                 backlogs=BacklogStore(engine),
                 progress=ProgressStore(engine),
+                clock=clock,
             )
             lease = timedelta(seconds=settings.lease_seconds)
-            driver = RunDriver(store, queue, executor, owner=worker_name(), lease=lease)
+            driver = RunDriver(
+                store, queue, executor, owner=worker_name(), lease=lease, clock=clock
+            )
             dispatch = _both(dispatch, intake, run_wake)
         inbox = Inbox(engine)
         inbox_worker = InboxWorker(

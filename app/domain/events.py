@@ -149,6 +149,9 @@ class CIFinished(_Event):
     flaky_checks: tuple[str, ...] = ()
     summary: str = ""
     rerun: int = 0
+    # What the failing checks and statuses said (capped, see domain/ci.py), for the auditor and
+    # the incident pack; absent in events stored before it existed.
+    output: str = ""
 
 
 @dataclass(frozen=True)

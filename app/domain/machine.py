@@ -74,6 +74,7 @@ from app.domain.run_state import (
 from app.domain.strategy import NoCIPolicy, Strategy
 
 Handler = Callable[[RunState, Any], Result | None]
+FEEDBACK_OUTPUT_CHARS = 2_000  # of the failing checks' output, in the builder's feedback
 
 __all__ = ["TRANSITIONS", "Result", "advance", "handles", "start_run"]
 
@@ -336,6 +337,9 @@ def _ci_finished(run: RunState, event: CIFinished) -> Result | None:
     named = ", ".join(event.failed_checks) or "no check named"
     what = "timed out" if event.result is CIResult.TIMED_OUT else f"was red ({named})"
     note = f"Attempt {waiting.attempt}: CI on {event.sha} {what}: {event.summary}"
+    if event.output:
+        # What the checks said is what the next attempt most needs; the whole is evidence.
+        note += f"\n{event.output[:FEEDBACK_OUTPUT_CHARS]}"
     return fail_attempt(run, event.phase_id, note, reason=AuditReason.CI_FAILURES)
 
 

@@ -231,10 +231,11 @@ class CIProfileRules(_Model):
     """What one CI profile requires."""
 
     required: Literal["changed", "all"] | tuple[Glob, ...] = "changed"
-    """`changed`: checks that ran on the pushed commit; `all`: every check seen on the default
-    branch head too; or a list of check-name globs that must exist and pass."""
+    """`changed`: checks and statuses reported on the pushed commit; `all`: also every one seen
+    on the phase's base commit; or a list of check-name globs that must exist and pass."""
     max_reruns: Annotated[int, Field(ge=0, le=5)] = 1
-    """Re-runs a failed check gets; one that then passes is a flake (a minor issue)."""
+    """Re-runs a failed check gets; one that then passes is a flake (a minor issue). Strict: at
+    most 1, and no more than normal."""
     on_no_ci: OnNoCI = OnNoCI.PASS_WITH_MAJOR
     """No check run within ci.start_timeout_minutes: pass with a major issue, or fail."""
 
@@ -253,10 +254,14 @@ def _is_glob(item: object) -> bool:
     return isinstance(item, str) and 0 < len(item) <= 200 and bool(item.strip("/"))
 
 
+# The most flake re-runs the strict profile may allow (its default is none).
+STRICT_MAX_RERUNS = 1
+
+
 def _default_ci_profiles() -> dict[CIProfile, CIProfileRules]:
     return {
         CIProfile.NORMAL: CIProfileRules(),
-        CIProfile.STRICT: CIProfileRules(required="all", max_reruns=2, on_no_ci=OnNoCI.FAIL),
+        CIProfile.STRICT: CIProfileRules(required="all", max_reruns=0, on_no_ci=OnNoCI.FAIL),
     }
 
 
@@ -277,7 +282,17 @@ class CISettings(_Model):
     def _fill_profiles(
         cls, value: dict[CIProfile, CIProfileRules]
     ) -> dict[CIProfile, CIProfileRules]:
-        return _merge(_default_ci_profiles(), value)
+        profiles = _merge(_default_ci_profiles(), value)
+        strict, normal = profiles[CIProfile.STRICT], profiles[CIProfile.NORMAL]
+        # Strict must stay stricter than normal whatever a repository writes.
+        if strict.required != "all":
+            raise ValueError("strict.required must be 'all' (strict reads every check)")
+        if strict.max_reruns > min(STRICT_MAX_RERUNS, normal.max_reruns):
+            raise ValueError(
+                f"strict.max_reruns ({strict.max_reruns}) must be at most {STRICT_MAX_RERUNS} "
+                f"and at most normal.max_reruns ({normal.max_reruns})"
+            )
+        return profiles
 
 
 class ModeLimits(_Model):

@@ -49,8 +49,9 @@ class CISettings:
     finish_timeout_seconds: int = 3600
     ignore_checks: tuple[str, ...] = ()
     normal: CIProfileSettings = CIProfileSettings()
+    # Strict reads every check and allows no flake re-run: a red check is a failed attempt.
     strict: CIProfileSettings = CIProfileSettings(
-        required=("all",), max_reruns=2, on_no_ci=NoCIPolicy.FAIL
+        required=("all",), max_reruns=0, on_no_ci=NoCIPolicy.FAIL
     )
 
     def profile(self, name: CIProfile) -> CIProfileSettings:

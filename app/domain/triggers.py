@@ -81,6 +81,8 @@ def may_matter(event: str, payload: Mapping[str, Any], app_id: int | None) -> bo
         return action == "completed" and (app_id is None or app.get("id") != app_id)
     if event == "check_suite":
         return False  # every check run in it sends its own `completed`: that is the wake-up
+    if event == "status":
+        return payload.get("state") != "pending"  # only a result can change a CI verdict
     if event == "issues":
         label = str((payload.get("label") or {}).get("name", ""))
         if action in ("labeled", "unlabeled"):

@@ -12,13 +12,14 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from app.domain.dataclass_codec import decode_fields, encode_fields
 from app.domain.effects import RETIRED_EFFECT_TYPES, Effect, effect_from_json
 from app.domain.run_state import RunState
 
 
 @dataclass(frozen=True)
 class CIWatch:
-    """The commit whose CI the run waits for."""
+    """The commit whose CI the run waits for (kept, settled, after its verdict)."""
 
     sha: str
     phase_id: str
@@ -28,6 +29,12 @@ class CIWatch:
     # After a re-run, runs of these checks with ids at or below floor_id are the old results.
     rerun_names: tuple[str, ...] = ()
     floor_id: int = 0
+    # The phase's base commit and the check/status names seen on it (read when `all` is required).
+    base_sha: str = ""
+    expected: tuple[str, ...] = ()
+    # Set with the verdict: the newest check run id the verdict saw (a re-run's floor).
+    settled: bool = False
+    seen_floor: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,15 +77,7 @@ class Memo:
         data = {k: v for k, v in self.__dict__.items() if k != "ci"}
         data["builder_notes"] = list(self.builder_notes)
         data["protected"] = list(self.protected)
-        data["ci"] = (
-            None
-            if self.ci is None
-            else {
-                **self.ci.__dict__,
-                "failed_before": list(self.ci.failed_before),
-                "rerun_names": list(self.ci.rerun_names),
-            }
-        )
+        data["ci"] = None if self.ci is None else encode_fields(self.ci)
         return data
 
     @classmethod
@@ -88,15 +87,7 @@ class Memo:
         fields = {k: v for k, v in data.items() if k != "ci"}
         fields["builder_notes"] = tuple(fields.get("builder_notes", ()))
         fields["protected"] = tuple(fields.get("protected", ()))
-        watch = None
-        if ci is not None:
-            watch = CIWatch(
-                **{
-                    **ci,
-                    "failed_before": tuple(ci.get("failed_before", ())),
-                    "rerun_names": tuple(ci.get("rerun_names", ())),
-                }
-            )
+        watch = None if ci is None else decode_fields(CIWatch, ci)
         return cls(**fields, ci=watch)
 
 

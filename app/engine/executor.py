@@ -54,6 +54,7 @@ from app.domain.events import (
     BranchReady,
     BuilderFinished,
     BuilderOutcome,
+    CIFinished,
     EnvironmentFailed,
     Event,
     Finding,
@@ -77,7 +78,7 @@ from app.domain.issue_record import IssueRecord, Severity
 from app.domain.run_state import AuditReason
 from app.domain.strategy import PhaseStrategy, Strategy
 from app.engine.ci_watch import CIWatcher
-from app.engine.envelope import CIWatch, Envelope
+from app.engine.envelope import Envelope
 from app.engine.planning import (
     PLANNER_PHASE,
     PLANNER_TOKENS,
@@ -181,7 +182,9 @@ class EngineExecutor:
         """Carry out one effect; outside-world failures become EnvironmentFailed."""
         ctx = self.context(record, env)
         try:
-            return await self._dispatch(ctx, env, effect)
+            env, result = await self._dispatch(ctx, env, effect)
+            await self._note_ci_output(record, env, [] if result is None else [result])
+            return env, result
         except OUTSIDE_FAILURES as exc:
             reason = _outside_reason(effect, exc)
             log.warning("effect failed", extra={"fields": {"run": record.id, "reason": reason}})
@@ -194,10 +197,12 @@ class EngineExecutor:
     ) -> tuple[Envelope, list[Event]]:
         """Timeouts and CI, looked at again."""
         try:
-            return await self.ci.tick(self.context(record, env), env, now)
+            env, events = await self.ci.tick(self.context(record, env), env, now)
         except OUTSIDE_FAILURES as exc:
             log.warning("CI poll failed: %s", _first_line(exc))
             return env, []
+        await self._note_ci_output(record, env, events)
+        return env, events
 
     def next_wake(self, env: Envelope, now: float) -> float | None:
         """The next deadline or CI poll."""
@@ -222,13 +227,9 @@ class EngineExecutor:
             case PushChange():
                 return await self._push(ctx, env, effect)
             case WaitForCI():
-                current = env.memo.ci
-                if current and (current.sha, current.rerun) == (effect.sha, effect.rerun):
-                    return env, None  # RerunCI already set up this wait (and what to ignore)
-                watch = CIWatch(effect.sha, effect.phase_id, effect.rerun, self.clock())
-                return env.note(ci=watch), None
+                return await self.ci.wait(ctx, env, effect), None
             case RerunCI():
-                return await self.ci.rerun(ctx, env, effect), None
+                return await self.ci.rerun(ctx, env, effect)
             case RunAuditor():
                 return await self._run_auditor(ctx, env, effect)
             case CreateSnapshot():
@@ -361,8 +362,8 @@ class EngineExecutor:
         if stray:
             outcome = BuilderOutcome.FAILED
             reason = "the builder wrote outside the workspace: " + ", ".join(stray[:5])
-        await self._record(
-            ctx,
+        await self._keep(
+            ctx.record.id,
             effect.phase_id,
             effect.attempt,
             {
@@ -413,8 +414,8 @@ class EngineExecutor:
             f"{r.category}: {r.evidence[0] if r.evidence else r.issue_key}"
             for r in verdict.findings
         )
-        await self._record(
-            ctx, effect.phase_id, effect.attempt, {EvidenceKind.GATE: gate_text(findings)}
+        await self._keep(
+            ctx.record.id, effect.phase_id, effect.attempt, {EvidenceKind.GATE: gate_text(findings)}
         )
         return env, GateEvaluated(
             effect.phase_id, effect.attempt, verdict.decision, findings, summary
@@ -534,12 +535,20 @@ class EngineExecutor:
         except WorkspaceError as exc:
             return f"(the change could not be read: {exc})"
 
-    async def _record(
-        self, ctx: RunContext, phase_id: str, attempt: int, texts: dict[EvidenceKind, str]
+    async def _keep(
+        self, run_id: str, phase_id: str, attempt: int, texts: dict[EvidenceKind, str]
     ) -> None:
         if self.evidence is not None:
             now = datetime.fromtimestamp(self.clock(), UTC)
-            await self.evidence.record(ctx.record.id, phase_id, attempt, texts, now)
+            await self.evidence.record(run_id, phase_id, attempt, texts, now)
+
+    async def _note_ci_output(self, record: RunRecord, env: Envelope, events: list[Event]) -> None:
+        """What failing checks said, kept as the evidence of the attempt CI judged."""
+        waiting = env.state.awaiting
+        for event in events:
+            if isinstance(event, CIFinished) and event.output and waiting is not None:
+                texts = {EvidenceKind.CI_OUTPUT: event.output}
+                await self._keep(record.id, event.phase_id, waiting.attempt, texts)
 
     async def _evidence_of(self, ctx: RunContext, phase_id: str) -> PhaseEvidence:
         if self.evidence is None:

@@ -69,7 +69,11 @@ class RunIntake:
         if delivery.event in ("check_run", "check_suite") and delivery.action != "requested_action":
             # Only a finished check can change a CI verdict; created/requested ones cannot.
             if delivery.action == "completed":
-                await self._wake_ci(delivery)
+                await self._wake_ci(delivery, (payload.get(delivery.event) or {}).get("head_sha"))
+            return
+        if delivery.event == "status":
+            if payload.get("state") != "pending":
+                await self._wake_ci(delivery, payload.get("sha"))
             return
         trigger = classify(delivery.event, payload, await self.identity())
         if trigger.kind is TriggerKind.IGNORE or delivery.installation_id is None:
@@ -162,9 +166,8 @@ class RunIntake:
         planned = await plan_run(gh, self.settings, identity)
         await post_comment(gh, repo, number, render_plan_preview(planned))
 
-    async def _wake_ci(self, delivery: InboxDelivery) -> None:
-        body = delivery.payload.get(delivery.event) or {}
-        sha = body.get("head_sha")
+    async def _wake_ci(self, delivery: InboxDelivery, sha: object) -> None:
+        """Poll CI now for every run waiting on `sha` (named by a check run or a status)."""
         repo = (delivery.payload.get("repository") or {}).get("full_name")
         if not isinstance(sha, str) or not isinstance(repo, str):
             return

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -79,9 +79,16 @@ def slot_owner(slot: int) -> str:
 
 @contextlib.asynccontextmanager
 async def running_engine(
-    settings: Settings, engine: AsyncEngine, inbox_wake: asyncio.Event
+    settings: Settings,
+    engine: AsyncEngine,
+    inbox_wake: asyncio.Event,
+    *,
+    clock: Callable[[], float] | None = None,
 ) -> AsyncIterator[Engine]:
-    """Run the inbox worker and, when GitHub credentials are set, the run driver."""
+    """Run the inbox worker and, when GitHub credentials are set, the run driver.
+
+    `clock` (epoch seconds) is the runs' clock: their deadlines, CI waits and leases.
+    """
     installations = Installations(session_factory(engine))
     dispatch = router_dispatch(installation_router, installations)
     run_wake = Wakeup(settings.worker_concurrency)
@@ -107,10 +114,11 @@ async def running_engine(
                 backlogs=BacklogStore(engine),
                 progress=ProgressStore(engine),
                 evidence=EvidenceStore(engine),
+                clock=clock,
             )
             lease = timedelta(seconds=settings.lease_seconds)
             drivers = [
-                RunDriver(store, queue, executor, owner=slot_owner(slot), lease=lease)
+                RunDriver(store, queue, executor, owner=slot_owner(slot), lease=lease, clock=clock)
                 for slot in range(settings.worker_concurrency)
             ]
             await _take_back_dead_leases(queue)

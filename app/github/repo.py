@@ -1,8 +1,8 @@
-"""Repository reads the engine needs: default branch head, protection, files, permissions, CI.
+"""Repository reads the engine needs: default branch head, protection, files, permissions, issues.
 
-Read-only by design: nothing here writes to GitHub except `rerequest_suite`, which asks CI to
-run again and changes no repository content. Every function takes a gidgethub-style client and
-returns typed values; URL parts supplied by callers go through URI templates, never f-strings.
+Read-only by design: nothing here writes to GitHub (CI reads and re-runs are in `ci_status.py`).
+Every function takes a gidgethub-style client and returns typed values; URL parts supplied by
+callers go through URI templates, never f-strings.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any, NamedTuple, Protocol
 
 import gidgethub
 
-from app.domain.ci import CheckRunView
 from app.github.commits import protected_branches as _protected_names
 
 # GitHub's maximum page size: fewer round trips on every paginated read.
@@ -205,43 +204,4 @@ async def get_issue(gh: GitHubClient, repo: str, number: int) -> IssueView:
         state=str(data["state"]),
         labels=tuple(str(label["name"]) for label in data.get("labels", [])),
         is_pull_request=data.get("pull_request") is not None,
-    )
-
-
-def check_run_view(data: Mapping[str, Any]) -> CheckRunView:
-    """A REST check run as the CI interpreter sees it."""
-    suite = data.get("check_suite") or {}
-    return CheckRunView(
-        name=str(data["name"]),
-        app_id=int((data.get("app") or {}).get("id", 0)),
-        status=str(data["status"]),
-        conclusion=data.get("conclusion"),
-        id=int(data["id"]),
-        suite_id=int(suite["id"]) if suite.get("id") is not None else None,
-    )
-
-
-async def check_runs_for(
-    gh: GitHubClient, repo: str, sha: str, *, include_reruns: bool = False
-) -> list[CheckRunView]:
-    """The check runs on a commit: the latest per name, or every attempt with include_reruns."""
-    runs = gh.getiter(
-        "/repos/{owner}/{repo}/commits/{sha}/check-runs{?filter,per_page}",
-        {
-            **repo_vars(repo),
-            "sha": sha,
-            "filter": "all" if include_reruns else "latest",
-            "per_page": PER_PAGE,
-        },
-        iterable_key="check_runs",
-    )
-    return [check_run_view(run) async for run in runs]
-
-
-async def rerequest_suite(gh: GitHubClient, repo: str, suite_id: int) -> None:
-    """Ask a check suite's app to run it again (CI re-runs; used for flaky checks)."""
-    await gh.post(
-        "/repos/{owner}/{repo}/check-suites/{suite_id}/rerequest",
-        {**repo_vars(repo), "suite_id": suite_id},
-        data={},
     )

@@ -21,15 +21,22 @@ log = logging.getLogger("autopack.web")
 
 
 def create_app(
-    settings: Settings, *, engine: AsyncEngine | None = None, with_worker: bool = True
+    settings: Settings,
+    *,
+    engine: AsyncEngine | None = None,
+    with_worker: bool = True,
+    clock: Callable[[], float] | None = None,
 ) -> web.Application:
-    """Build the web application; `with_worker` also runs the inbox worker in this process."""
+    """Build the web application; `with_worker` also runs the inbox worker in this process.
+
+    `clock` (epoch seconds) drives the runs' deadlines; tests pass one to let time pass.
+    """
     app = web.Application(client_max_size=webhooks.MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[INBOX_WAKE] = asyncio.Event()
     app.cleanup_ctx.append(_database(engine))
     if with_worker:
-        app.cleanup_ctx.append(_worker)
+        app.cleanup_ctx.append(_worker(clock))
     app.router.add_post("/api/github/webhooks", webhooks.receive)
     app.router.add_get("/health", health.health)
     metrics.setup(app)
@@ -54,9 +61,14 @@ def _database(engine: AsyncEngine | None) -> Callable[[web.Application], AsyncIt
     return ctx
 
 
-async def _worker(app: web.Application) -> AsyncIterator[None]:
-    async with running_engine(app[SETTINGS], app[ENGINE], app[INBOX_WAKE]):
-        yield
+def _worker(
+    clock: Callable[[], float] | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async with running_engine(app[SETTINGS], app[ENGINE], app[INBOX_WAKE], clock=clock):
+            yield
+
+    return ctx
 
 
 async def _announce(app: web.Application) -> None:

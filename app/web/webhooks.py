@@ -29,6 +29,7 @@ HANDLED_EVENTS = frozenset(
         "issue_comment",
         "issues",
         "pull_request",
+        "status",
     }
 )
 

@@ -85,6 +85,10 @@ def test_defaults_follow_the_playbook() -> None:
     assert strategy.budget.wall_seconds == 7200
     assert strategy.ci.strict.on_no_ci is NoCIPolicy.FAIL
     assert strategy.ci.normal.required == ("changed",)
+    # Strict (high-risk work) reads every check and gets fewer flake re-runs than normal.
+    assert strategy.ci.strict.required == ("all",)
+    assert (strategy.ci.strict.max_reruns, strategy.ci.normal.max_reruns) == (0, 1)
+    assert strategy.ci.profile(login.ci_profile).max_reruns == 0
     assert strategy.branch == ID.branch
 
 

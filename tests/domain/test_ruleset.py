@@ -210,6 +210,24 @@ BAD: list[tuple[str, str | bytes, int | None, str]] = [  # name, text, line, mes
         "ci.profiles.normal.required: must be 'changed', 'all' or a non-empty list",
     ),
     (
+        "strict not all",
+        "ci:\n  profiles:\n    strict: {required: changed}\n",
+        2,
+        "ci.profiles: strict.required must be 'all'",
+    ),
+    (
+        "strict reruns over one",
+        "ci:\n  profiles:\n    normal: {max_reruns: 3}\n    strict: {max_reruns: 2}\n",
+        2,
+        "ci.profiles: strict.max_reruns (2) must be at most 1 and at most normal.max_reruns (3)",
+    ),
+    (
+        "strict laxer than normal",
+        "ci:\n  profiles:\n    normal: {max_reruns: 0}\n    strict: {max_reruns: 1}\n",
+        2,
+        "strict.max_reruns (1) must be at most 1 and at most normal.max_reruns (0)",
+    ),
+    (
         "empty glob",
         "gate: {protected_paths: ['/']}",
         1,

@@ -220,6 +220,10 @@ def test_may_matter_keeps_everything_classify_acts_on(delivery: tuple[str, dict[
         ("pull_request", {"action": "opened"}, False),
         ("installation", {"action": "created"}, True),
         ("installation_repositories", {"action": "added"}, True),
+        # A commit status wakes a CI wait once it is a result; pending changes no verdict.
+        ("status", {"state": "failure", "sha": "a" * 40}, True),
+        ("status", {"state": "success", "sha": "a" * 40}, True),
+        ("status", {"state": "pending", "sha": "a" * 40}, False),
     ],
 )
 def test_may_matter_examples(event: str, data: dict[str, Any], kept: bool) -> None:

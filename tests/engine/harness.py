@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,11 +28,25 @@ FILES = {"README.md": "# widgets\n", "src/app.py": "print('hi')\n"}
 
 
 @dataclass
+class Clock:
+    """The runs' clock: real time plus whatever a test lets pass at once (`advance`)."""
+
+    offset: float = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@dataclass
 class Harness:
     sim: FakeGitHub
     engine: AsyncEngine
     settings: Settings
     store: RunStore
+    clock: Clock
 
     async def start_run(self, body: str, title: str = "Build the thing") -> int:
         number = await self.sim.open_issue(REPO, title, body, user="alice")
@@ -84,6 +99,7 @@ async def autopack(
     builder_env: dict[str, str] | None = None,
     planner_env: dict[str, str] | None = None,
     auditor_env: dict[str, str] | None = None,
+    ci_poll_seconds: float = 0.3,
 ) -> AsyncIterator[Harness]:
     """A running Autopack; `planner_env` also configures the test planner (scripts/planner.py),
     `auditor_env` makes the `reviewer` auditor the recording one (scripts/recording_auditor.py).
@@ -122,7 +138,7 @@ async def autopack(
         webhook_secret=sim.app.webhook_secret,  # type: ignore[arg-type]
         github_api_url=sim.url,
         data_dir=data_dir,
-        ci_poll_seconds=0.3,
+        ci_poll_seconds=ci_poll_seconds,
         retry_backoff_seconds=0.05,
         operator=OperatorConfig(
             builders={"default": profile, **planners},
@@ -130,11 +146,12 @@ async def autopack(
             planner="planner" if planners else None,
         ),
     )
-    server = TestServer(create_app(settings, engine=engine), host="127.0.0.1")
+    clock = Clock()
+    server = TestServer(create_app(settings, engine=engine, clock=clock), host="127.0.0.1")
     await server.start_server()
     sim.webhook_url = str(server.make_url("/api/github/webhooks"))
     try:
-        yield Harness(sim, engine, settings, RunStore(engine))
+        yield Harness(sim, engine, settings, RunStore(engine), clock)
     finally:
         sim.webhook_url = None
         async with asyncio.timeout(30):  # a hanging shutdown fails the test instead of CI

@@ -17,6 +17,7 @@ from app.store import migrate
 from app.store.db import create_engine
 from app.store.progress import ProgressStore
 from tests.engine.harness import FILES, REPO, autopack, ruleset
+from tests.fakegithub.ci import CIScript
 from tests.fakegithub.scenario import FakeGitHub
 
 
@@ -156,3 +157,35 @@ async def test_each_pushed_commit_is_its_parent_plus_exactly_its_phase(
     for phase, (sha, parent) in commits.items():
         name = phase.replace(".", "_")
         assert list(_changed(sim, sha, parent)) == [f"work/{name}.txt"], phase
+
+
+async def test_a_ci_escalation_shows_the_auditor_what_ci_said_and_the_pushed_diff(
+    fakegithub: FakeGitHub, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    rules = ruleset("auditor: reviewer\nbudgets: {phase: {max_builder_attempts: 1}}\n")
+    async with autopack(
+        fakegithub,
+        engine,
+        tmp_path / "d",
+        ci=CIScript.always_fail(),
+        ruleset_text=rules,
+        auditor_env={},
+    ) as h:
+        issue = await h.start_run("- [ ] Add the settings module\n")
+        run, env = await h.finished(issue)
+    assert run.status == RunStatus.DONE_FAILED_REQUIRES_HUMAN_REVIEW.value
+    attempts = await ProgressStore(engine).attempts(run.id)
+    assert [(a.actor, a.outcome) for a in attempts] == [
+        ("builder", "ci_red"),
+        ("auditor", "builder_failed"),
+    ]
+    seen = json.loads(attempts[-1].summary)
+    assert seen["diff_files"] == ["work/T1_P1.txt"]  # the change CI judged, though pushed
+    assert "(check run: failure)" in seen["ci_output"]
+    # The builder's feedback carries what CI said, not only that it was red.
+    feedback = env.state.phases[0].feedback
+    assert any("tests" in line and "\n" in line for line in feedback)
+    incident = fakegithub.repo(REPO).files(f"heads/{run.branch}")[
+        f".autonomous_runs/{run.id}/INCIDENT.md"
+    ]
+    assert "### What CI said" in incident.decode()

@@ -108,6 +108,8 @@ async def test_a_failed_run_says_why_and_where_the_incident_pack_is(
     assert "`builder:todo:T1_P1`" in backlog
     assert f"after run `{run.id}`" in backlog
     assert "INCIDENT.md" in texts["check_summary"]
+    # The builder's feedback, shown in the details, carries what the failing checks said.
+    assert "### tests (check run: failure)" in texts["check_text"]
     assert "Retry run" in texts["check_summary"]
     assert "stays a draft" in texts["pull_body"].lower()
 

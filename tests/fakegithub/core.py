@@ -27,6 +27,7 @@ DEFAULT_EVENTS = frozenset(
         "check_run",
         "check_suite",
         "push",
+        "status",
     }
 )
 
@@ -56,10 +57,17 @@ class Actor:
 class Core:
     """Shared by the HTTP routes and the test-side helpers."""
 
-    def __init__(self, world: World, app: AppRegistration, ci_app: AppRegistration) -> None:
+    def __init__(
+        self,
+        world: World,
+        app: AppRegistration,
+        ci_app: AppRegistration,
+        actions_app: AppRegistration,
+    ) -> None:
         self.world = world
         self.app = app
         self.ci_app = ci_app
+        self.actions_app = actions_app
         self.faults = Faults()
         self.rate_limits = RateLimits()
         self.dispatcher = Dispatcher(app, self.faults)

@@ -75,6 +75,12 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/repos/{owner}/{repo}/commits/{ref}/check-runs", "200"),
     ("GET", "/repos/{owner}/{repo}/commits/{ref}/check-suites", "200"),
     ("GET", "/repos/{owner}/{repo}/check-suites/{check_suite_id}", "200"),
+    ("POST", "/repos/{owner}/{repo}/statuses/{sha}", "201"),
+    ("GET", "/repos/{owner}/{repo}/commits/{ref}/statuses", "200"),
+    ("GET", "/repos/{owner}/{repo}/commits/{ref}/status", "200"),
+    ("GET", "/repos/{owner}/{repo}/actions/runs", "200"),
+    ("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}", "200"),
+    ("POST", "/repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs", "201"),
 )
 
 _DROP = frozenset({"description", "example", "examples", "externalDocs", "summary"})
@@ -156,6 +162,7 @@ WEBHOOKS: tuple[tuple[str, str | None], ...] = (
     ("check_suite", "rerequested"),
     ("installation", "created"),
     ("push", None),
+    ("status", None),
 )
 
 

@@ -22,13 +22,23 @@ from tests.fakegithub.state import (
 
 HTML = "https://github.com"
 APP_PERMISSIONS = {
+    "actions": "write",
     "checks": "write",
     "contents": "write",
     "issues": "write",
     "metadata": "read",
     "pull_requests": "write",
+    "statuses": "read",
 }
-APP_EVENTS = ["check_run", "check_suite", "issue_comment", "issues", "pull_request", "push"]
+APP_EVENTS = [
+    "check_run",
+    "check_suite",
+    "issue_comment",
+    "issues",
+    "pull_request",
+    "push",
+    "status",
+]
 
 
 def user(world: World, u: User) -> dict[str, Any]:

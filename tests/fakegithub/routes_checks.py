@@ -182,9 +182,11 @@ def rerequest_run(core: Core, repo: Repo, run: CheckRun, sender: User) -> None:
 
 @routes.post(R + "/check-suites/{suite_id:\\d+}/rerequest")
 async def post_rerequest_suite(request: web.Request) -> web.Response:
-    """POST check-suites/{id}/rerequest: 201 {}."""
+    """POST check-suites/{id}/rerequest: 201 {}; 403 for an Actions suite (the Actions API)."""
     repo = repo_of(request)
     suite = _suite_of(request, repo)
+    if suite.app_id == core_of(request).actions_app.id:
+        raise ApiError(403, "Resource not accessible by integration")
     rerequest_suite(core_of(request), repo, suite, actor(request).user)
     return web.json_response({}, status=201)
 

@@ -37,7 +37,10 @@ class FakeGitHub:
         self.world = World()
         self.app: AppRegistration = register_app(self.world, app_slug, app_slug.title())
         self.ci_app: AppRegistration = register_app(self.world, "fake-ci", "Fake CI")
-        self.core = Core(self.world, self.app, self.ci_app)
+        self.actions_app: AppRegistration = register_app(
+            self.world, "github-actions", "GitHub Actions", owner="github"
+        )
+        self.core = Core(self.world, self.app, self.ci_app, self.actions_app)
         self.core.ci = CIRunner(self.core)
         self.core.rate_limits.set_limit(rate_limit)
         self.url = ""

@@ -14,12 +14,14 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from tests.fakegithub import (
+    routes_actions,
     routes_apps,
     routes_checks,
     routes_git,
     routes_issues,
     routes_pulls,
     routes_repos,
+    routes_statuses,
 )
 from tests.fakegithub.auth import AuthError, verify_jwt
 from tests.fakegithub.core import Actor, Core, RequestRecord
@@ -197,6 +199,8 @@ def build_app(core: Core) -> web.Application:
         routes_issues,
         routes_pulls,
         routes_checks,
+        routes_statuses,
+        routes_actions,
     ):
         app.router.add_routes(module.routes)
     return app

@@ -194,6 +194,38 @@ class CheckRun:
 
 
 @dataclass
+class CommitStatus:
+    """One commit status (GitHub keeps every one; the newest per context counts)."""
+
+    id: int
+    sha: str
+    state: str  # error | failure | pending | success
+    context: str
+    creator: User
+    description: str | None = None
+    target_url: str | None = None
+    created_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class WorkflowRun:
+    """A GitHub Actions workflow run: one per Actions check suite, re-run in place."""
+
+    id: int
+    suite_id: int
+    head_sha: str
+    head_branch: str | None
+    run_number: int
+    actor: User
+    name: str = "CI"
+    path: str = ".github/workflows/ci.yml"
+    event: str = "push"
+    run_attempt: int = 1
+    created_at: str = field(default_factory=now_iso)
+    run_started_at: str = field(default_factory=now_iso)
+
+
+@dataclass
 class Repo:
     """A repository: git objects, refs and everything that hangs off it."""
 
@@ -211,6 +243,8 @@ class Repo:
     permissions: dict[str, str] = field(default_factory=dict)  # lower-case login -> role
     suites: dict[int, CheckSuite] = field(default_factory=dict)
     runs: dict[int, CheckRun] = field(default_factory=dict)
+    statuses: list[CommitStatus] = field(default_factory=list)  # oldest first
+    workflow_runs: dict[int, WorkflowRun] = field(default_factory=dict)
     ci: Any = None  # ci.CIScript | None (typed loosely: ci.py imports this module)
     ci_heads: dict[str, int] = field(default_factory=dict)  # check name -> heads run so far
     created_at: str = field(default_factory=now_iso)

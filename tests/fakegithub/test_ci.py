@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakegithub.ci import FLAKY, PASS, CIScript
+from tests.fakegithub.ci import FLAKY, PASS, CIScript, gone_after
 from tests.fakegithub.receiver import Receiver
 from tests.fakegithub.scenario import FakeGitHub
 from tests.fakegithub.testkit import api, first_installation
@@ -127,3 +127,160 @@ async def test_api_ref_moves_trigger_ci(
             await gh.patch(f"{REPO}/git/refs/heads/autopack/run", {"sha": target})
     await fakegithub.idle()
     assert _conclusions(fakegithub, target) == {"tests": "success"}
+
+
+async def test_statuses_only_ci_reports_pending_then_results(
+    fakegithub: FakeGitHub, webhook_receiver: Receiver
+) -> None:
+    _setup(
+        fakegithub, webhook_receiver, CIScript({"tests": FLAKY, "lint": PASS}).through("statuses")
+    )
+    sha = await fakegithub.push("acme/widgets", "feature", {"a.txt": "1"})
+    await fakegithub.idle()
+    repo = fakegithub.repo("acme/widgets")
+    assert repo.check_runs == []
+    assert [(s.context, s.state) for s in repo.statuses] == [
+        ("tests", "pending"),
+        ("lint", "pending"),
+        ("tests", "failure"),
+        ("lint", "success"),
+    ]
+    hooks = [r.payload for r in webhook_receiver.received if r.event == "status"]
+    assert [(p["context"], p["state"], p["sha"]) for p in hooks][-2:] == [
+        ("tests", "failure", sha),
+        ("lint", "success", sha),
+    ]
+    assert hooks[-1]["branches"][0]["name"] == "feature"
+    assert hooks[-1]["sender"]["login"] == "fake-ci[bot]"
+    async with api(fakegithub, first_installation(fakegithub)) as gh:
+        _, combined = await gh.get(f"{REPO}/commits/{sha}/status")
+        _, every = await gh.get(f"{REPO}/commits/feature/statuses")
+    assert (combined["state"], combined["total_count"]) == ("failure", 2)
+    assert {s["context"]: s["state"] for s in combined["statuses"]} == {
+        "tests": "failure",
+        "lint": "success",
+    }
+    assert [s["state"] for s in every] == ["success", "failure", "pending", "pending"]
+
+
+@pytest.mark.parametrize(
+    ("states", "combined"),
+    [
+        ([], "pending"),
+        (["success", "success"], "success"),
+        (["success", "pending"], "pending"),
+        (["pending", "error"], "failure"),
+        (["success", "failure"], "failure"),
+    ],
+)
+async def test_combined_state(
+    fakegithub: FakeGitHub, webhook_receiver: Receiver, states: list[str], combined: str
+) -> None:
+    _setup(fakegithub, webhook_receiver, None)
+    sha = fakegithub.repo("acme/widgets").ref("heads/main")
+    async with api(fakegithub, first_installation(fakegithub)) as gh:
+        for i, state in enumerate(states):
+            code, _ = await gh.post(f"{REPO}/statuses/{sha}", {"state": state, "context": f"c{i}"})
+            assert code == 201
+        _, body = await gh.get(f"{REPO}/commits/{sha}/status")
+    assert body["state"] == combined
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("statuses/{sha}", {"state": "done"}, 422, "is not one of"),
+        ("statuses/{sha}", {}, 422, '"state" wasn\'t supplied.'),
+        ("statuses/{sha}", {"state": "success", "context": 5}, 422, "is not a string"),
+        ("statuses/" + "0" * 40, {"state": "success"}, 422, "No commit found for SHA"),
+    ],
+)
+async def test_status_validation(
+    fakegithub: FakeGitHub,
+    webhook_receiver: Receiver,
+    path: str,
+    body: dict[str, object],
+    status: int,
+    message: str,
+) -> None:
+    _setup(fakegithub, webhook_receiver, None)
+    sha = fakegithub.repo("acme/widgets").ref("heads/main")
+    async with api(fakegithub, first_installation(fakegithub)) as gh:
+        code, answer = await gh.post(f"{REPO}/{path.format(sha=sha)}", body)
+    assert code == status
+    assert message in answer["message"]
+    assert fakegithub.repo("acme/widgets").statuses == []
+
+
+async def test_actions_ci_is_rerun_through_workflow_runs_only(
+    fakegithub: FakeGitHub, webhook_receiver: Receiver
+) -> None:
+    _setup(
+        fakegithub, webhook_receiver, CIScript({"tests": FLAKY, "lint": PASS}).through("actions")
+    )
+    sha = await fakegithub.push("acme/widgets", "feature", {"a.txt": "1"})
+    await fakegithub.idle()
+    repo = fakegithub.repo("acme/widgets")
+    (suite,) = repo.suites.values()
+    assert suite.app_id == fakegithub.actions_app.id
+    async with api(fakegithub, first_installation(fakegithub)) as gh:
+        code, refused = await gh.post(f"{REPO}/check-suites/{suite.id}/rerequest")
+        assert (code, refused["message"]) == (403, "Resource not accessible by integration")
+        _, listing = await gh.get(f"{REPO}/actions/runs?check_suite_id={suite.id}")
+        (workflow_run,) = listing["workflow_runs"]
+        assert (workflow_run["head_sha"], workflow_run["conclusion"]) == (sha, "failure")
+        code, body = await gh.post(f"{REPO}/actions/runs/{workflow_run['id']}/rerun-failed-jobs")
+        assert (code, body) == (201, {})
+        await fakegithub.idle()
+        _, after = await gh.get(f"{REPO}/actions/runs/{workflow_run['id']}")
+    assert (after["run_attempt"], after["status"], after["conclusion"]) == (
+        2,
+        "completed",
+        "success",
+    )
+    assert sorted((r.name, r.conclusion) for r in repo.check_runs) == [
+        ("lint", "success"),
+        ("tests", "failure"),
+        ("tests", "success"),
+    ]
+
+
+async def test_a_rerun_can_appear_late_and_be_refused_while_it_runs(
+    fakegithub: FakeGitHub, webhook_receiver: Receiver
+) -> None:
+    script = CIScript({"tests": FLAKY}, rerun_delay=0.2).through("actions")
+    _setup(fakegithub, webhook_receiver, script)
+    await fakegithub.push("acme/widgets", "feature", {"a.txt": "1"})
+    await fakegithub.idle()
+    repo = fakegithub.repo("acme/widgets")
+    (run_id,) = repo.workflow_runs
+    rerun = f"{REPO}/actions/runs/{run_id}/rerun-failed-jobs"
+    async with api(fakegithub, first_installation(fakegithub)) as gh:
+        assert (await gh.post(rerun))[0] == 201
+        assert len(repo.check_runs) == 1  # nothing new yet: the re-run appears after its delay
+        code, again = await gh.post(rerun)
+        assert (code, again["message"]) == (403, "This workflow is already running")
+        await fakegithub.idle()
+    assert [r.conclusion for r in repo.check_runs] == ["failure", "success"]
+
+
+async def test_a_scripted_refusal(fakegithub: FakeGitHub, webhook_receiver: Receiver) -> None:
+    script = CIScript({"tests": FLAKY}, rerun_refusal=(422, "Unable to re-run")).through("actions")
+    _setup(fakegithub, webhook_receiver, script)
+    await fakegithub.push("acme/widgets", "feature", {"a.txt": "1"})
+    await fakegithub.idle()
+    (run_id,) = fakegithub.repo("acme/widgets").workflow_runs
+    async with api(fakegithub, first_installation(fakegithub)) as gh:
+        code, body = await gh.post(f"{REPO}/actions/runs/{run_id}/rerun-failed-jobs")
+    assert (code, body["message"]) == (422, "Unable to re-run")
+
+
+async def test_a_check_gone_after_some_heads_never_reports_again(
+    fakegithub: FakeGitHub, webhook_receiver: Receiver
+) -> None:
+    _setup(fakegithub, webhook_receiver, CIScript({"tests": PASS, "e2e": gone_after(1)}))
+    first = await fakegithub.push("acme/widgets", "feature", {"a.txt": "1"})
+    second = await fakegithub.push("acme/widgets", "feature", {"a.txt": "2"})
+    await fakegithub.idle()
+    assert _conclusions(fakegithub, first) == {"tests": "success", "e2e": "success"}
+    assert _conclusions(fakegithub, second) == {"tests": "success"}

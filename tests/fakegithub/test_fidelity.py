@@ -21,6 +21,7 @@ from tests.fakegithub.testkit import Api, api, first_installation
 
 SCHEMAS = json.loads(Path(__file__).with_name("schemas.json").read_text(encoding="utf-8"))
 REPO = "/repos/acme/widgets"
+GADGETS = "acme/gadgets"  # CI through GitHub Actions
 
 
 def _nullable(node: Any) -> Any:
@@ -170,6 +171,23 @@ async def _exercise(sim: FakeGitHub, gh: Recorder) -> None:
     await gh.delete(f"{REPO}/issues/{pull['number']}/labels/z")
     await gh.delete(f"{REPO}/issues/comments/{comment['id']}")
     await sim.idle()
+    await _exercise_ci_routes(sim, gh, commit["sha"])
+
+
+async def _exercise_ci_routes(sim: FakeGitHub, gh: Recorder, sha: str) -> None:
+    """Commit statuses (and their webhook) and GitHub Actions workflow runs."""
+    status = {"state": "failure", "context": "ci/jenkins", "description": "1 test failed"}
+    await gh.post(f"{REPO}/statuses/{sha}", {**status, "target_url": "https://ci.invalid/1"})
+    await gh.post(f"{REPO}/statuses/{sha}", {"state": "success"})
+    await gh.get(f"{REPO}/commits/{sha}/statuses")
+    await gh.get(f"{REPO}/commits/{sha}/status")
+    head = await sim.push(GADGETS, "feature", {"a.txt": "1"})
+    await sim.idle()
+    _, listing = await gh.get(f"/repos/{GADGETS}/actions/runs?head_sha={head}")
+    run_id = listing["workflow_runs"][0]["id"]
+    await gh.post(f"/repos/{GADGETS}/actions/runs/{run_id}/rerun-failed-jobs")
+    await sim.idle()
+    await gh.get(f"/repos/{GADGETS}/actions/runs/{run_id}")
 
 
 async def _exercise_app_routes(sim: FakeGitHub, gh: Recorder) -> None:
@@ -191,6 +209,7 @@ async def answers(
 ) -> list[tuple[str, str, int, Any]]:
     fakegithub.install("acme")
     fakegithub.create_repo("acme/widgets", ci=CIScript.pass_(names=("tests",)))
+    fakegithub.create_repo(GADGETS, ci=CIScript.flaky(names=("tests",)).through("actions"))
     fakegithub.set_permission("acme/widgets", "alice", "maintain")
     fakegithub.webhook_url = webhook_receiver.url
     await fakegithub.open_issue("acme/widgets", "by a person", "b")
@@ -273,4 +292,5 @@ async def test_webhooks_match_octokit_examples(
         "check_suite.completed",
         "check_suite.rerequested",
         "push",
+        "status",
     }

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from app.domain.ci import CIState, interpret
 from app.github.client import GitHubApp, InstallationClient
 from app.github.repo import (
     DefaultHead,
@@ -16,13 +15,11 @@ from app.github.repo import (
     IssueView,
     NotAFile,
     RepositoryEmpty,
-    check_runs_for,
     default_branch_head,
     get_issue,
     protected_branches,
     read_file,
     repo_vars,
-    rerequest_suite,
     sender_permission,
 )
 from tests.fakegithub.ci import CIScript
@@ -185,46 +182,3 @@ async def test_get_issue_and_pull_request(env: Env) -> None:
     seen = await get_issue(env.gh, REPO, pull["number"])
     assert seen.is_pull_request
     assert seen.body == ""  # a null body reads as empty
-
-
-async def test_check_runs_latest_and_all_with_a_flaky_rerun(env: Env) -> None:
-    sha = await env.sim.push(REPO, "autopack/issue-1-run-1", {"src/app.py": "print(2)\n"})
-    await env.sim.idle()
-    first = await check_runs_for(env.gh, REPO, sha)
-    assert sorted((r.name, r.conclusion) for r in first) == [
-        ("lint", "failure"),
-        ("tests", "failure"),
-    ]
-    assert all(r.app_id == env.sim.ci_app.id and r.suite_id for r in first)
-    assert interpret(first, own_app_id=env.sim.app.id).state is CIState.RED
-    suite_id = first[0].suite_id
-    assert suite_id is not None
-    await rerequest_suite(env.gh, REPO, suite_id)
-    await env.sim.idle()
-    latest = await check_runs_for(env.gh, REPO, sha)
-    everything = await check_runs_for(env.gh, REPO, sha, include_reruns=True)
-    assert sorted((r.name, r.conclusion) for r in latest) == [
-        ("lint", "success"),
-        ("tests", "success"),
-    ]
-    assert len(everything) == 4
-    assert {r.id for r in latest} < {r.id for r in everything}
-    assert interpret(everything, own_app_id=env.sim.app.id).state is CIState.GREEN
-    queries = [r.query for r in env.api_calls() if r.path.endswith("/check-runs")]
-    assert ["filter=all" in q for q in queries] == [False, False, True]
-    assert env.sim.calls("POST", f"/repos/acme/widgets/check-suites/{suite_id}/rerequest")
-
-
-async def test_check_runs_paginate(env: Env) -> None:
-    sha = env.repo.ref("heads/main")
-    assert sha is not None
-    for i in range(105):
-        await env.gh.post(
-            "/repos/acme/widgets/check-runs",
-            data={"name": f"c{i}", "head_sha": sha, "status": "queued"},
-        )
-    before = len(env.api_calls())
-    runs = await check_runs_for(env.gh, REPO, sha)
-    assert len(runs) == 105
-    assert {r.app_id for r in runs} == {env.sim.app.id}
-    assert len(env.api_calls()) - before == 2

@@ -14,7 +14,6 @@ from pathlib import Path
 def main() -> int:
     request = json.loads(Path(os.environ["AUTOPACK_AUDIT_FILE"]).read_text())
     seen = {
-        "reason": request["phase"].get("feedback", [])[-1:],
         "diff_files": sorted(
             line.removeprefix("+++ b/")
             if line.startswith("+++ b/")
@@ -23,7 +22,7 @@ def main() -> int:
             if line.startswith("+++ b/") or line.startswith("Binary files ")
         ),
         "gate": sorted(finding["issue_key"] for finding in request["gate_findings"]),
-        "ci_output": request.get("ci_output", "")[:200],
+        "ci_output": request.get("ci_output", "")[:120],
         "builder_log": "building" in request.get("builder_log", ""),
     }
     verdict = os.environ.get("AUDITOR_VERDICT", "reject")

@@ -1,0 +1,200 @@
+"""The CI watcher against the simulator: waits, verdicts and re-runs, effect by effect.
+
+The whole-run tests (test_ci_verdicts.py) show the outcomes; these show the watcher's own
+guarantees: a verdict is taken once, a re-run is asked for once even when its effect is carried
+out again, a status cannot be re-run, and the base's names are read once per phase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from app.config import Settings
+from app.domain.effects import RerunCI, WaitForCI
+from app.domain.events import (
+    BuilderFinished,
+    BuilderOutcome,
+    CIFinished,
+    CIResult,
+    GateEvaluated,
+    Pushed,
+)
+from app.domain.gate import Decision
+from app.domain.machine import advance
+from app.domain.strategy import CISettings
+from app.domain.taxonomy import CIProfile
+from app.engine.ci_watch import CIWatcher
+from app.engine.envelope import Envelope, Memo
+from app.github.client import GitHubApp, InstallationClient
+from tests.domain.machine_fixtures import bootstrap, drive, make_strategy
+from tests.fakegithub.ci import ALWAYS_FAIL, FLAKY, PASS, CIScript
+from tests.fakegithub.scenario import FakeGitHub
+
+REPO = "acme/widgets"
+BRANCH = "autopack/issue-7-run-1"
+
+
+@dataclass
+class Record:
+    repository: str = REPO
+
+
+@dataclass
+class Context:
+    """What the watcher uses of a RunContext."""
+
+    gh: InstallationClient
+    record: Record
+
+
+@dataclass
+class Clock:
+    now: float = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class World:
+    sim: FakeGitHub
+    ctx: Context
+    watcher: CIWatcher
+    clock: Clock
+
+    async def push(self, text: str = "1") -> str:
+        sha = await self.sim.push(REPO, BRANCH, {"a.txt": text})
+        await self.sim.idle()
+        return sha
+
+    def envelope(self, sha: str, profile: CIProfile = CIProfile.NORMAL) -> Envelope:
+        """A run waiting for CI on `sha` (attempt 1 of phase p1), with the default CI profiles."""
+        events = [
+            *bootstrap(replace(make_strategy(ci_profile=profile), ci=CISettings())),
+            BuilderFinished("p1", 1, BuilderOutcome.OK),
+            GateEvaluated("p1", 1, Decision.PASS),
+            Pushed("p1", 1, sha),
+        ]
+        state, _ = drive(events)
+        return Envelope(state, Memo(installation_id=1, repository=REPO, issue_number=7))
+
+
+@pytest.fixture
+async def world(fakegithub: FakeGitHub, tmp_path: Path) -> AsyncIterator[World]:
+    inst = fakegithub.install("acme")
+    fakegithub.create_repo(REPO, installation=inst, ci=CIScript({"tests": FLAKY, "lint": PASS}))
+    settings = Settings(app_id=fakegithub.app.id, data_dir=tmp_path, ci_poll_seconds=1)
+    clock = Clock()
+    async with aiohttp.ClientSession() as session:
+        app = GitHubApp(session, fakegithub.url, fakegithub.app.id, fakegithub.app.private_key_pem)
+        gh = app.installation(inst.id)
+        yield World(fakegithub, Context(gh, Record()), CIWatcher(app, settings, clock), clock)
+
+
+def apply(env: Envelope, event: CIFinished) -> tuple[Envelope, RerunCI]:
+    """Feed a red verdict to the machine; the envelope it leaves and the RerunCI it asks for."""
+    state, effects = advance(env.state, event)
+    (rerun,) = [effect for effect in effects if isinstance(effect, RerunCI)]
+    return env.evolve(state=state), rerun
+
+
+async def wait(world: World, sha: str, profile: CIProfile = CIProfile.NORMAL) -> Envelope:
+    env = world.envelope(sha, profile)
+    return await world.watcher.wait(world.ctx, env, WaitForCI(sha, "p1", profile))
+
+
+async def test_a_verdict_is_taken_once(world: World) -> None:
+    sha = await world.push()
+    env = await wait(world, sha)
+    assert world.watcher.next_wake(env, world.clock()) == world.clock() + 1  # polling
+    env, events = await world.watcher.tick(world.ctx, env, world.clock())
+    assert [(e.result, e.failed_checks) for e in events] == [(CIResult.RED, ("tests",))]
+    assert env.memo.ci is not None
+    assert env.memo.ci.settled
+    assert world.watcher.next_wake(env, world.clock()) is None  # nothing left to poll for
+    env, again = await world.watcher.tick(world.ctx, env, world.clock())
+    assert again == []
+
+
+async def test_a_rerun_is_asked_for_once_even_when_carried_out_again(world: World) -> None:
+    sha = await world.push()
+    env, (red,) = await world.watcher.tick(world.ctx, await wait(world, sha), world.clock())
+    env, effect = apply(env, red)
+    assert effect == RerunCI(sha, "p1", ("tests",), 1)
+    after, refused = await world.watcher.rerun(world.ctx, env, effect)
+    assert refused is None
+    await world.sim.idle()
+    # A worker died before saving: the effect runs again on the state before it.
+    replayed, refused = await world.watcher.rerun(world.ctx, env, effect)
+    assert refused is None
+    assert len(world.sim.calls("POST", f"/repos/{REPO}/check-suites/")) == 1
+    assert after.memo.ci == replayed.memo.ci
+    watch = replayed.memo.ci
+    assert watch is not None
+    assert (watch.rerun, watch.rerun_names, watch.failed_before) == (1, ("tests",), ("tests",))
+    _, (green,) = await world.watcher.tick(world.ctx, replayed, world.clock())
+    assert (green.result, green.rerun, green.flaky_checks) == (CIResult.GREEN, 1, ("tests",))
+
+
+async def test_a_rerun_that_appeared_before_the_request_counts(world: World) -> None:
+    sha = await world.push()
+    env, (red,) = await world.watcher.tick(world.ctx, await wait(world, sha), world.clock())
+    env, effect = apply(env, red)
+    (suite,) = world.sim.repo(REPO).suites.values()
+    await world.sim.rerequest_check_suite(suite.id)  # a person pressed "Re-run" first
+    await world.sim.idle()
+    env, refused = await world.watcher.rerun(world.ctx, env, effect)
+    assert refused is None
+    assert not world.sim.calls("POST", f"/repos/{REPO}/check-suites/")
+    _, (green,) = await world.watcher.tick(world.ctx, env, world.clock())
+    assert green.result is CIResult.GREEN
+
+
+async def test_a_failing_status_is_not_rerun_but_red_at_once(world: World) -> None:
+    world.sim.repo(REPO).ci = CIScript({"ci/jenkins": ALWAYS_FAIL}).through("statuses")
+    sha = await world.push()
+    env, (red,) = await world.watcher.tick(world.ctx, await wait(world, sha), world.clock())
+    assert "### ci/jenkins (commit status: failure)" in red.output
+    env, effect = apply(env, red)
+    env, refused = await world.watcher.rerun(world.ctx, env, effect)
+    assert refused is not None
+    assert (refused.result, refused.rerun, refused.failed_checks) == (
+        CIResult.RED,
+        1,
+        ("ci/jenkins",),
+    )
+    assert refused.summary == (
+        "re-run refused: commit status contexts cannot be re-run through GitHub: ci/jenkins"
+    )
+    assert not world.sim.calls("POST", f"/repos/{REPO}/check-suites/")
+    assert env.memo.ci is not None
+    assert env.memo.ci.settled  # the refusal is the verdict: no poll takes another
+
+
+async def test_the_base_is_read_once_per_phase(world: World) -> None:
+    base = await world.push("base")
+    first = await world.push("attempt 1")
+    env = await wait(world, first, CIProfile.STRICT)
+    watch = env.memo.ci
+    assert watch is not None
+    assert (watch.base_sha, watch.expected) == (base, ("lint", "tests"))
+    reads = len(world.sim.calls("GET", f"/repos/{REPO}/git/commits/"))
+    # The next attempt of the phase sits on the first: its base stays the phase's.
+    second = await world.push("attempt 2")
+    env = await world.watcher.wait(world.ctx, env, WaitForCI(second, "p1", CIProfile.STRICT))
+    assert env.memo.ci is not None
+    assert (env.memo.ci.sha, env.memo.ci.base_sha) == (second, base)
+    assert len(world.sim.calls("GET", f"/repos/{REPO}/git/commits/")) == reads
+
+
+async def test_changed_needs_no_base(world: World) -> None:
+    sha = await world.push()
+    env = await wait(world, sha)
+    assert env.memo.ci is not None
+    assert (env.memo.ci.base_sha, env.memo.ci.expected) == ("", ())
+    assert not world.sim.calls("GET", f"/repos/{REPO}/git/commits/")

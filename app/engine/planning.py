@@ -152,11 +152,11 @@ def _review_warnings(strategy: Strategy) -> list[str]:
     """Every phase that will need a review before push, and why; the test changes asked for."""
     auditor = strategy.auditor_backend
     then = (
-        f"the auditor `{auditor}` reviews each change before it is pushed."
+        f"the auditor `{auditor}` reviews each of their changes before it is pushed."
         if auditor
-        else "**no auditor is configured**, so it will be pushed and marked "
-        "**needs human review**: the run will not be eligible for promotion and the pull "
-        "request will stay a draft."
+        else "**no auditor is configured**, so each is pushed and marked **needs human "
+        "review**: the run will not be eligible for promotion and the pull request will stay "
+        "a draft."
     )
     lines = []
     for phase in strategy.phases:

@@ -459,10 +459,15 @@ def compute_change(workspace: Workspace) -> Change:
     for rel in sorted({*changed, *deleted}):
         old_data = old_contents.get(rel, b"")
         old_text = not _is_binary(old_data)
+        old_content = old_data if rel in old_contents and old_text else None
         if rel in deleted:
             removed = len(old_data.splitlines()) if old_text else 0
             kind = base[rel].entry_type
-            files.append(FileChange(rel, ChangeKind.DELETED, kind, None, 0, removed, not old_text))
+            files.append(
+                FileChange(
+                    rel, ChangeKind.DELETED, kind, None, 0, removed, not old_text, old_content
+                )
+            )
             continue
         kind, new_data = changed[rel]
         change_kind = ChangeKind.MODIFIED if rel in base else ChangeKind.ADDED
@@ -471,5 +476,7 @@ def compute_change(workspace: Workspace) -> Change:
             continue
         binary = _is_binary(new_data)
         added, removed = (0, 0) if binary else _line_delta(old_data if old_text else b"", new_data)
-        files.append(FileChange(rel, change_kind, kind, new_data, added, removed, binary))
+        files.append(
+            FileChange(rel, change_kind, kind, new_data, added, removed, binary, old_content)
+        )
     return Change(base_commit=workspace.head, files=tuple(files))

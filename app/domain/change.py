@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -49,6 +49,10 @@ class FileChange:
     lines_added: int = 0
     lines_removed: int = 0
     binary: bool = False
+    # The base tree's content of a modified or deleted text file, when known (the gate's
+    # test-integrity rules compare it with the new content); None otherwise. Evidence about the
+    # change, not part of it: two changes that write the same thing are equal.
+    old_content: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def size(self) -> int:

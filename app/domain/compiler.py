@@ -8,11 +8,13 @@ ruleset's overrides then set CI profile, auditor profile, attempts and auto-appl
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from app.domain.backlog import AgingRules, Backlog, debt_candidates, effective_overrides
+from app.domain.classification import Classification, classify
 from app.domain.plan import PlanPhase, PlanTier, RunSelection
-from app.domain.ruleset import CIProfileRules, Ruleset, classify
+from app.domain.ruleset import CIProfileRules, Ruleset
 from app.domain.strategy import (
     CIProfileSettings,
     CISettings,
@@ -33,6 +35,7 @@ from app.domain.taxonomy import (
     SafetyProfile,
     TaskCategory,
 )
+from app.domain.test_integrity import requested_by_task
 
 DEBT_PHASE_SUFFIX = ".DEBT"
 # The playbook: tweak_light phases get at most 2 attempts.
@@ -119,9 +122,12 @@ def compile_strategy(
 
 
 def _phase(ruleset: Ruleset, tier: PlanTier, phase: PlanPhase, has_auditor: bool) -> PhaseStrategy:
-    category = phase.category or classify(
-        phase.title, phase.description, rules=ruleset.categories.rules
+    found = (
+        Classification(phase.category, "set in the plan")
+        if phase.category is not None
+        else classify(phase.title, phase.description, rules=ruleset.categories.rules)
     )
+    category = found.category
     override = ruleset.categories.override_for(category)
     complexity = (
         phase.complexity
@@ -133,6 +139,7 @@ def _phase(ruleset: Ruleset, tier: PlanTier, phase: PlanPhase, has_auditor: bool
     if ruleset.safety_profile is SafetyProfile.SAFETY_CRITICAL or category in HIGH_RISK:
         attempts = min(attempts, 2)
     attempts = min(attempts, _MODE_ATTEMPT_CAP.get(mode, attempts))
+    asked = requested_by_task(phase.title, phase.description)
     return PhaseStrategy(
         phase_id=phase.phase_id,
         tier_id=tier.tier_id,
@@ -149,7 +156,8 @@ def _phase(ruleset: Ruleset, tier: PlanTier, phase: PlanPhase, has_auditor: bool
         incident_token_cap=ruleset.budgets.phase.incident_token_cap,
         wall_seconds=ruleset.budgets.phase.wall_minutes * 60,
         auto_apply=override.auto_apply if override.auto_apply is not None else True,
-        gate=_gate(ruleset, mode),
+        gate=_gate(ruleset, mode, {*phase.allow, *asked}),
+        category_reason=found.reason,
     )
 
 
@@ -161,8 +169,10 @@ def _ci_profile(ruleset: Ruleset, chosen: CIProfile | None, complexity: Complexi
     return CIProfile.STRICT if complexity is Complexity.HIGH else CIProfile.NORMAL
 
 
-def _gate(ruleset: Ruleset, mode: BuilderMode) -> GateSettings:
+def _gate(ruleset: Ruleset, mode: BuilderMode, allowed: Iterable[str] = ()) -> GateSettings:
+    """The phase's gate settings; `allowed`: test-integrity rules its task asks to break."""
     policy = ruleset.gate.policy_for(mode)
+    integrity = ruleset.gate.test_integrity
     return GateSettings(
         max_files=policy.max_files,
         max_lines=policy.max_lines,
@@ -170,6 +180,10 @@ def _gate(ruleset: Ruleset, mode: BuilderMode) -> GateSettings:
         allow_workflow_changes=policy.allow_workflow_changes,
         allow_binary=policy.allow_binary,
         max_file_bytes=policy.max_file_bytes,
+        test_paths=integrity.test_paths,
+        ci_paths=integrity.ci_paths,
+        integrity_disabled=tuple(sorted(rule.value for rule in integrity.disabled)),
+        integrity_allowed=tuple(sorted({str(rule) for rule in allowed})),
     )
 
 

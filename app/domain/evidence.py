@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from app.domain.change import Change, ChangeKind, EntryType
 from app.domain.events import Finding
 from app.domain.issue_record import Severity
 
@@ -128,27 +129,24 @@ def builder_log(stdout: str, stderr: str) -> str:
     return "".join(parts)
 
 
-@dataclass(frozen=True)
-class FileDiff:
-    """One changed path with its old and new content (None: absent, or not a regular file)."""
+def change_diff(change: Change) -> str:
+    """The change as one unified diff (`git diff` style headers) against its base.
 
-    path: str
-    old: bytes | None
-    new: bytes | None
-    note: str = ""  # for entries shown without content: "binary", "symlink -> x", "submodule"
-
-
-def unified_diff(files: Iterable[FileDiff]) -> str:
-    """The files as one unified diff (`git diff` style headers); binary files are named only."""
+    Binary files are named only; symlinks show their target, submodules their kind.
+    """
     parts: list[str] = []
-    for file in files:
-        old_name = f"a/{file.path}" if file.old is not None else "/dev/null"
-        new_name = f"b/{file.path}" if file.new is not None else "/dev/null"
-        if file.note:
-            parts.append(f"diff {old_name} {new_name}: {file.note}\n")
+    for file in change.files:
+        old_name = "/dev/null" if file.kind is ChangeKind.ADDED else f"a/{file.path}"
+        new_name = "/dev/null" if file.kind is ChangeKind.DELETED else f"b/{file.path}"
+        if file.entry_type is EntryType.SUBMODULE:
+            parts.append(f"diff {old_name} {new_name}: submodule {file.kind.value}\n")
             continue
-        old = _text(file.old)
-        new = _text(file.new)
+        if file.entry_type is EntryType.SYMLINK:
+            target = (file.content or b"").decode("utf-8", "replace")
+            parts.append(f"diff {old_name} {new_name}: symlink -> {target}\n")
+            continue
+        old = "" if file.kind is ChangeKind.ADDED else _text(file.old_content)
+        new = "" if file.kind is ChangeKind.DELETED else _text(file.content)
         if old is None or new is None:
             parts.append(f"Binary files {old_name} and {new_name} differ\n")
             continue
@@ -163,9 +161,8 @@ def unified_diff(files: Iterable[FileDiff]) -> str:
 
 
 def _text(data: bytes | None) -> str | None:
-    if data is None:
-        return ""
-    if b"\0" in data[:8192]:
+    """Text content, or None when there is none to show (absent base content, binary data)."""
+    if data is None or b"\0" in data[:8192]:
         return None
     try:
         return data.decode("utf-8")

@@ -1,29 +1,40 @@
 """The gate: checks a builder's change against the frozen strategy before anything is pushed.
 
-Pure: a `Change` and a `GatePolicy` in, a `GateVerdict` out. Each violation is an
-`IssueRecord` whose `issue_key` names the logical problem (never counts, lines or secrets), so
-the same problem seen on the next attempt or run de-duplicates.
+Pure: a `Change` and a `GatePolicy` in, a `GateVerdict` out. Besides its own rules it runs the
+test-integrity rules (`test_integrity.py`), whose findings ask for a review before the push.
+Each violation is an `IssueRecord` whose `issue_key` names the logical problem (never counts,
+lines or secrets), so the same problem seen on the next attempt or run de-duplicates.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from fnmatch import fnmatchcase
 from typing import Any
 
 from app.domain.change import Change, ChangeKind, EntryType, FileChange
 from app.domain.issue_record import IssueRecord, IssueSource, Severity
-from app.domain.secrets_scan import DEFAULT_SCAN_BYTES, scan
+from app.domain.paths import glob_match, key_path, show_path
+from app.domain.secrets_scan import scan
+from app.domain.test_integrity import IntegrityPolicy, IntegrityRule, find_weakening
 
-WORKFLOW_GLOB = ".github/workflows/**"
-# `.autonomous_runs/` is written only by Autopack itself, never by a builder.
-ALWAYS_PROTECTED: tuple[str, ...] = (".git/**", ".autonomous_runs/**")
+# What CI runs: the workflows and the repository's own actions they call.
+WORKFLOW_GLOBS: tuple[str, ...] = (".github/workflows/**", ".github/actions/**")
+# `.autonomous_runs/` is written only by Autopack itself, never by a builder; the ruleset and
+# the code owners decide what Autopack and reviewers may do, so no phase changes them.
+ALWAYS_PROTECTED: tuple[str, ...] = (
+    ".git/**",
+    ".autonomous_runs/**",
+    ".github/autopack.yml",
+    "/CODEOWNERS",
+    ".github/CODEOWNERS",
+    "docs/CODEOWNERS",
+)
 MAX_EVIDENCE = 10
-_MAX_SHOWN_PATH = 200
+# Findings that do not block a push but need a review before it (the test-integrity rules).
+REVIEW_RULES: frozenset[str] = frozenset(IntegrityRule)
 
 
 class Rule(StrEnum):
@@ -45,9 +56,10 @@ class Rule(StrEnum):
 
 
 class Decision(StrEnum):
-    """What the supervisor does with the attempt: push it, retry it, or end the run."""
+    """What the supervisor does with the attempt: push it (after a review), retry, or end."""
 
     PASS = "pass"  # noqa: S105
+    REVIEW = "review"  # push only after a review (the auditor's, or a person's on the PR)
     RETRY = "retry"
     FAIL_POLICY = "fail_policy"
 
@@ -77,12 +89,13 @@ class GatePolicy:
     max_file_bytes: int = 1024 * 1024
     allow_symlinks: bool = False
     allow_submodules: bool = False
-    scan_bytes: int = DEFAULT_SCAN_BYTES
-    # Rules whose major findings end the run; any other major finding asks for a retry.
+    # Rules whose major findings end the run; a test-integrity finding asks for a review; any
+    # other major finding asks for a retry.
     fail_on: frozenset[Rule] = field(default=DEFAULT_FAIL_ON)
+    integrity: IntegrityPolicy = field(default_factory=IntegrityPolicy)
 
     def __post_init__(self) -> None:
-        for name in ("max_files", "max_lines", "max_file_bytes", "scan_bytes"):
+        for name in ("max_files", "max_lines", "max_file_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if any(not glob.strip("/") for glob in self.protected_globs):
@@ -102,7 +115,7 @@ class GatePolicy:
     @property
     def protected(self) -> tuple[str, ...]:
         """Every protected glob in force: the built-in ones plus the configured extras."""
-        workflows = () if self.allow_workflow_changes else (WORKFLOW_GLOB,)
+        workflows = () if self.allow_workflow_changes else WORKFLOW_GLOBS
         return (*workflows, *ALWAYS_PROTECTED, *self.protected_globs)
 
 
@@ -130,6 +143,8 @@ def evaluate(
         findings.extend(_size_findings(change, policy))
         for file in change.files:
             findings.extend(_file_findings(file, policy))
+        safe = [file for file in change.files if unsafe_path_reason(file.path) is None]
+        findings.extend(find_weakening(safe, policy.integrity))
     merged = _merge(findings)
     return GateVerdict(_decide(merged, policy), merged)
 
@@ -138,57 +153,9 @@ def decision_for(record: IssueRecord, policy: GatePolicy) -> Decision:
     """The decision one finding asks for: minor ones never block the push."""
     if record.severity is Severity.MINOR:
         return Decision.PASS
-    return Decision.FAIL_POLICY if record.category in policy.fail_on else Decision.RETRY
-
-
-def glob_match(pattern: str, path: str) -> bool:
-    """Gitignore-like match of a repository path against a glob (see the rules below).
-
-    A pattern without a '/' (other than a trailing one) matches at any depth; otherwise it is
-    anchored at the root. `**` as a whole component matches zero or more directories, a
-    trailing `/**` everything inside a directory; `*`, `?` and `[...]` never cross a '/'. A
-    pattern that matches a directory matches everything under it; a trailing '/' matches
-    directories only. Matching is case-sensitive, as git is.
-    """
-    dir_only = pattern.endswith("/")
-    body = pattern.rstrip("/")
-    anchored = "/" in body
-    parts = body.lstrip("/").split("/")
-    if len(parts) > 1 and parts[-1] == "**":
-        parts.pop()
-        dir_only = True
-    if not anchored:
-        parts.insert(0, "**")
-    names = path.split("/")
-    states = _closure({0}, parts)
-    for depth, name in enumerate(names, start=1):
-        states = _closure(_step(states, parts, name), parts)
-        if not states:
-            return False
-        if len(parts) in states and (depth < len(names) or not dir_only):
-            return True
-    return False
-
-
-def _step(states: set[int], parts: Sequence[str], name: str) -> set[int]:
-    following: set[int] = set()
-    for index in states:
-        if index == len(parts):
-            continue
-        if parts[index] == "**":
-            following.add(index)
-        elif fnmatchcase(name, parts[index]):
-            following.add(index + 1)
-    return following
-
-
-def _closure(states: set[int], parts: Sequence[str]) -> set[int]:
-    result = set(states)
-    for index in sorted(states):
-        while index < len(parts) and parts[index] == "**":
-            index += 1
-            result.add(index)
-    return result
+    if record.category in policy.fail_on:
+        return Decision.FAIL_POLICY
+    return Decision.REVIEW if record.category in REVIEW_RULES else Decision.RETRY
 
 
 def _size_findings(change: Change, policy: GatePolicy) -> list[IssueRecord]:
@@ -209,25 +176,25 @@ def _file_findings(file: FileChange, policy: GatePolicy) -> list[IssueRecord]:
     problem = unsafe_path_reason(path)
     if problem is not None:
         # Nothing else about a path that is not inside the repository is worth reporting.
-        return [_finding(Rule.UNSAFE_PATH, f"{_show(path)}: {problem}", path)]
+        return [_finding(Rule.UNSAFE_PATH, f"{show_path(path)}: {problem}", path)]
     findings = []
     matched = [glob for glob in policy.protected if glob_match(glob, path)]
     if matched:
-        evidence = f"{_show(path)} is protected (matches {matched[0]!r}); {file.kind.value}"
+        evidence = f"{show_path(path)} is protected (matches {matched[0]!r}); {file.kind.value}"
         findings.append(_finding(Rule.PROTECTED_PATH, evidence, path))
     if file.kind is ChangeKind.DELETED:
         return findings  # removing a file adds nothing to check
     regular = file.entry_type in (EntryType.FILE, EntryType.EXECUTABLE)
     if regular and file.binary and not policy.allow_binary:
-        findings.append(_finding(Rule.BINARY_FILE, f"{_show(path)} is a binary file", path))
+        findings.append(_finding(Rule.BINARY_FILE, f"{show_path(path)} is a binary file", path))
     if file.size > policy.max_file_bytes:
-        evidence = f"{_show(path)} is {file.size} bytes; the cap is {policy.max_file_bytes}"
+        evidence = f"{show_path(path)} is {file.size} bytes; the cap is {policy.max_file_bytes}"
         findings.append(_finding(Rule.FILE_TOO_LARGE, evidence, path))
     if file.entry_type is EntryType.SYMLINK:
         findings.extend(_symlink_findings(file, policy))
     elif file.entry_type is EntryType.SUBMODULE:
         if not policy.allow_submodules:
-            evidence = f"{_show(path)} is a submodule; submodules are not allowed"
+            evidence = f"{show_path(path)} is a submodule; submodules are not allowed"
             findings.append(_finding(Rule.SUBMODULE, evidence, path))
     elif file.content is not None:
         findings.extend(_secret_findings(file, policy))
@@ -258,11 +225,12 @@ def _symlink_findings(file: FileChange, policy: GatePolicy) -> list[IssueRecord]
     path = file.path
     escape = _symlink_escape_reason(path, file.content or b"")
     if escape is not None:
-        evidence = f"{_show(path)} is a symlink {escape}"
+        evidence = f"{show_path(path)} is a symlink {escape}"
         return [_finding(Rule.SYMLINK_ESCAPE, evidence, path)]
     if policy.allow_symlinks:
         return []
-    return [_finding(Rule.SYMLINK, f"{_show(path)} is a symlink; symlinks are not allowed", path)]
+    evidence = f"{show_path(path)} is a symlink; symlinks are not allowed"
+    return [_finding(Rule.SYMLINK, evidence, path)]
 
 
 def _symlink_escape_reason(path: str, target_bytes: bytes) -> str | None:
@@ -291,11 +259,12 @@ def _symlink_escape_reason(path: str, target_bytes: bytes) -> str | None:
 
 def _secret_findings(file: FileChange, policy: GatePolicy) -> list[IssueRecord]:
     findings = []
-    for hit in scan(file.content or b"", limit=policy.scan_bytes):
+    # The whole file: a secret past any prefix would otherwise ship unseen.
+    for hit in scan(file.content or b""):
         rule = Rule.POSSIBLE_PASSWORD if hit.kind.generic else Rule.SECRET
-        evidence = f"{_show(file.path)}:{hit.line}: {hit.kind.value} {hit.masked}"
+        evidence = f"{show_path(file.path)}:{hit.line}: {hit.kind.value} {hit.masked}"
         severity = Severity.MINOR if hit.kind.generic else Severity.MAJOR
-        key = f"gate:{rule.value}:{hit.kind.value}:{_key_path(file.path)}"
+        key = f"gate:{rule.value}:{hit.kind.value}:{key_path(file.path)}"
         findings.append(
             IssueRecord(
                 key, severity, rule.value, IssueSource.GATE, (evidence,), file.path, hit.line
@@ -305,7 +274,7 @@ def _secret_findings(file: FileChange, policy: GatePolicy) -> list[IssueRecord]:
 
 
 def _finding(rule: Rule, evidence: str, path: str | None = None) -> IssueRecord:
-    key = f"gate:{rule.value}" if path is None else f"gate:{rule.value}:{_key_path(path)}"
+    key = f"gate:{rule.value}" if path is None else f"gate:{rule.value}:{key_path(path)}"
     return IssueRecord(key, Severity.MAJOR, rule.value, IssueSource.GATE, (evidence,), path)
 
 
@@ -335,28 +304,11 @@ def _merge(findings: list[IssueRecord]) -> tuple[IssueRecord, ...]:
 
 def _decide(findings: Sequence[IssueRecord], policy: GatePolicy) -> Decision:
     decisions = {decision_for(record, policy) for record in findings}
-    for decision in (Decision.FAIL_POLICY, Decision.RETRY):
+    for decision in (Decision.FAIL_POLICY, Decision.RETRY, Decision.REVIEW):
         if decision in decisions:
             return decision
     return Decision.PASS
 
 
-def _show(path: str) -> str:
-    """A path made safe for evidence and logs: control characters escaped, length capped."""
-    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in path)
-    if len(shown) > _MAX_SHOWN_PATH:
-        shown = shown[:_MAX_SHOWN_PATH] + "…"
-    return shown
-
-
 def _drive_letter(path: str) -> bool:
     return len(path) > 1 and path[1] == ":" and path[0].isascii() and path[0].isalpha()
-
-
-def _key_path(path: str) -> str:
-    """A path for an issue_key: stable, printable and bounded (long ones end in a digest)."""
-    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in path)
-    if len(shown) <= _MAX_SHOWN_PATH:
-        return shown
-    digest = hashlib.sha256(path.encode("utf-8", errors="surrogatepass")).hexdigest()[:12]
-    return f"{shown[:_MAX_SHOWN_PATH]}…{digest}"

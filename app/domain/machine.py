@@ -59,6 +59,7 @@ from app.domain.machine_steps import (
     phase_green,
     push,
     record_issues,
+    review_reasons,
     start_review,
     strategy_of,
 )
@@ -217,10 +218,10 @@ def _gate_evaluated(run: RunState, event: GateEvaluated) -> Result | None:
         keys = ", ".join(f.issue_key for f in event.findings)
         note = f"Attempt {event.attempt}: the gate refused the change ({keys}): {event.summary}"
         return fail_attempt(run, event.phase_id, note, reason=waiting.reason)
-    phase = strategy_of(run).phase(event.phase_id)
-    if waiting.auditor_patch or phase.auto_apply:
+    reasons = review_reasons(strategy_of(run).phase(event.phase_id), event.decision, event.findings)
+    if waiting.auditor_patch or not reasons:
         return push(run, waiting)
-    return start_review(run, event.phase_id, event.attempt)
+    return start_review(run, waiting, reasons)
 
 
 def _auditor_finished(run: RunState, event: AuditorFinished) -> Result | None:

@@ -6,7 +6,7 @@ next run and the effects to carry out. Used only by `machine.py`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from app.domain.effects import (
     BudgetsLeft,
@@ -19,6 +19,8 @@ from app.domain.effects import (
     RunBuilder,
     WriteArtefacts,
 )
+from app.domain.events import Finding
+from app.domain.gate import REVIEW_RULES, Decision
 from app.domain.issue_record import Severity
 from app.domain.run_state import (
     AuditReason,
@@ -34,6 +36,7 @@ from app.domain.strategy import PhaseStrategy, Strategy
 from app.domain.taxonomy import RunScope, SafetyProfile
 
 Result = tuple[RunState, tuple[Effect, ...]]
+MAX_REVIEW_MARKS = 20  # per phase; each attempt may add its own findings
 
 
 def strategy_of(run: RunState) -> Strategy:
@@ -289,13 +292,30 @@ def _start(run: RunState, phase: PhaseStrategy, *, reason: AuditReason | None) -
     return run, (work,)
 
 
-def start_review(run: RunState, phase_id: str, attempt: int) -> Result:
-    """Ask the auditor to review a gated builder change before it is pushed."""
+def review_reasons(
+    phase: PhaseStrategy, decision: Decision, findings: Iterable[Finding]
+) -> list[str]:
+    """Why a gated change needs a review before it is pushed (empty: push it)."""
+    reasons = [phase.review_reason] if phase.review_reason else []
+    if decision is Decision.REVIEW:
+        for finding in findings:
+            if finding.category in REVIEW_RULES:
+                where = finding.path or "the change"
+                where += f":{finding.line}" if finding.path and finding.line else ""
+                reasons.append(f"the gate found {finding.category} in {where}")
+    return reasons
+
+
+def start_review(run: RunState, waiting: Awaiting, reasons: Sequence[str]) -> Result:
+    """Have the auditor review the gated change before it is pushed; with no auditor, push it
+    and mark the phase for a person's review (the run is then not eligible for promotion)."""
     strategy = strategy_of(run)
+    phase_id, attempt = waiting.phase_id, waiting.attempt
     phase = strategy.phase(phase_id)
+    progress = run.phase_progress(phase_id)
     if not strategy.auditor_backend:
-        why = "the phase needs a review before push but no auditor is configured"
-        return fail_phase(run, phase_id, why)
+        marks = tuple(dict.fromkeys((*progress.needs_review, *reasons)))[-MAX_REVIEW_MARKS:]
+        return push(run.with_phase(progress.evolve(needs_review=marks)), waiting)
     tokens, stop = _tokens_left(run, phase)
     if stop is not None:
         return stop
@@ -303,7 +323,8 @@ def start_review(run: RunState, phase_id: str, attempt: int) -> Result:
         status=RunStatus.GATE,
         awaiting=Awaiting(AwaitKind.REVIEW, phase_id, attempt, reason=AuditReason.PRE_PUSH_REVIEW),
     )
-    feedback = run.phase_progress(phase_id).feedback
+    # The reviewer is told why the change needs it, after what earlier attempts were told.
+    feedback = (*progress.feedback, *(f"Review needed: {reason}" for reason in reasons))
     budgets = _budgets(run, phase, tokens)
     reason = AuditReason.PRE_PUSH_REVIEW
     return run, (RunAuditor(phase_id, attempt, phase.auditor_profile, reason, budgets, feedback),)

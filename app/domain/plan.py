@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from app.domain.taxonomy import BuilderMode, Complexity, RunScope, TaskCategory
+from app.domain.test_integrity import IntegrityRule
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_TITLE_CHARS = 200
@@ -43,10 +44,11 @@ _HEADING = re.compile(r"^ {0,3}##(?:[ \t]+(.*))?$")
 _TIER = re.compile(r"^tier(?![a-z])[ \t]*(?:\d+)?[ \t]*[:.)\-\u2013\u2014]?[ \t]*(.*)$", re.I)
 _ATTRS = re.compile(r"^(.*?)[ \t]*\{([^{}]*)\}$")
 _FENCE = re.compile(r"^([ \t]*)(`{3,}|~{3,})")
-_ATTR_TYPES: dict[str, type[TaskCategory] | type[Complexity] | type[BuilderMode]] = {
+_ATTR_TYPES: dict[str, type[TaskCategory | Complexity | BuilderMode | IntegrityRule]] = {
     "category": TaskCategory,
     "complexity": Complexity,
     "mode": BuilderMode,
+    "allow": IntegrityRule,
 }
 
 
@@ -61,6 +63,8 @@ class PlanPhase:
     complexity: Complexity | None = None
     mode: BuilderMode | None = None
     done: bool = False
+    # `{allow=test_deleted+test_skipped}`: test-integrity rules the phase is asked to break.
+    allow: tuple[IntegrityRule, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The phase as JSON-ready data."""
@@ -72,6 +76,7 @@ class PlanPhase:
             "complexity": _value(self.complexity),
             "mode": _value(self.mode),
             "done": self.done,
+            "allow": [rule.value for rule in self.allow],
         }
 
     @classmethod
@@ -85,6 +90,7 @@ class PlanPhase:
             complexity=_enum(Complexity, data.get("complexity")),
             mode=_enum(BuilderMode, data.get("mode")),
             done=bool(data.get("done", False)),
+            allow=_allowed("+".join(map(str, data.get("allow", ())))),
         )
 
 
@@ -330,6 +336,7 @@ def _build_tier(number: int, draft: _TierDraft, warnings: list[str]) -> PlanTier
                 _enum(Complexity, values.get("complexity")),
                 _enum(BuilderMode, values.get("mode")),
                 item.done,
+                _allowed(values.get("allow", "")),
             )
         )
     return PlanTier(tier_id, draft.title, _block(draft.notes, False, warnings), tuple(phases))
@@ -356,8 +363,17 @@ def _parse_attrs(phase_id: str, attrs: str | None, warnings: list[str]) -> dict[
         if not sep or kind is None:
             shown = _short(token)
             warnings.append(
-                f"{phase_id}: ignored {shown!r}; expected category=, complexity=, mode="
+                f"{phase_id}: ignored {shown!r}; expected category=, complexity=, mode=, allow="
             )
+        elif kind is IntegrityRule:
+            rules = {member.value for member in IntegrityRule}
+            if value and all(part in rules for part in value.split("+")):
+                values[key] = value
+            else:
+                expected = "+".join(sorted(rules))
+                warnings.append(
+                    f"{phase_id}: ignored {key}={_short(value)!r}; expected some of {expected}"
+                )
         elif value not in {member.value for member in kind}:
             allowed = ", ".join(member.value for member in kind)
             warnings.append(
@@ -371,10 +387,18 @@ def _parse_attrs(phase_id: str, attrs: str | None, warnings: list[str]) -> dict[
 def _item_text(phase: PlanPhase) -> str:
     pairs = [("category", phase.category), ("complexity", phase.complexity), ("mode", phase.mode)]
     attrs = " ".join(f"{key}={value.value}" for key, value in pairs if value is not None)
+    if phase.allow:
+        attrs = f"{attrs} allow={'+'.join(rule.value for rule in phase.allow)}".strip()
     # A title ending in braces would be read back as an attribute block, so always add one.
     if attrs or phase.title.endswith("}"):
         return f"{phase.title} {{{attrs}}}"
     return phase.title
+
+
+def _allowed(value: str) -> tuple[IntegrityRule, ...]:
+    """`test_deleted+test_skipped` as rules, each once, in a stable order (unknown ones dropped)."""
+    names = {part.strip().lower() for part in value.split("+")}
+    return tuple(rule for rule in IntegrityRule if rule.value in names)
 
 
 def _block(lines: Sequence[str], dedent: bool, warnings: list[str]) -> str:

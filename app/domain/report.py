@@ -30,6 +30,7 @@ from app.domain.report_view import (
     web_root,
 )
 from app.domain.run_state import PhaseStatus, RunState
+from app.domain.secrets_scan import redact
 
 __all__ = [
     "ARTEFACTS_DIR",
@@ -81,6 +82,8 @@ def render_check_title(view: ReportView) -> str:
     if phases:
         green = sum(1 for p in phases if p.status is PhaseStatus.GREEN)
         title += f" · {green} of {md.plural(len(phases), 'phase')} green"
+    if view.state.needs_review:
+        title += f" · {s.REVIEW_ICON} needs human review"
     return md.cut(title, CHECK_TITLE_CHARS)
 
 
@@ -129,6 +132,12 @@ def render_comment(view: ReportView) -> str:
             f"{issues} {'issue' if len(state.issues) == 1 else 'issues'} · "
             f"{md.amount(state.tokens)} of {md.amount(cap)} tokens "
             f"({md.percent(state.tokens, cap)}%)"
+        )
+    if reviewed := list(dict.fromkeys(phase_id for phase_id, _ in state.needs_review)):
+        phases_shown = ", ".join(md.code(phase_id, 40, cell=False) for phase_id in reviewed[:10])
+        facts.append(
+            f"**{s.REVIEW_ICON} Needs human review:** {phases_shown} (pushed without the "
+            "review it needed: no auditor is configured)"
         )
     facts.append(f"**Branch:** {md.link(md.code(view.branch, cell=False), s.branch_url(view))}")
     if view.pull_number is not None:
@@ -185,7 +194,8 @@ def render_pull_body(view: ReportView) -> str:
             "This pull request stays a draft while the run goes on; the run's check run and "
             f"its comment on {issue} show the progress, and this description is refreshed when "
             "the run ends. Autopack then marks it ready for review only if the run is eligible "
-            "for promotion: `DONE_SUCCESS`, every tier clean and no budget exhausted.",
+            "for promotion: `DONE_SUCCESS`, every tier clean, no budget exhausted and no phase "
+            "waiting for a person's review.",
         ]
     elif verdict.eligible:
         lines += [
@@ -278,6 +288,7 @@ def annotations_for(
         title = f"{'Major' if major else 'Minor'} issue {md.one_line(issue.issue_key)}"
         message = issue.message.strip() or f"Reported by {source or 'Autopack'}."
         message += f"\n\nissue_key: {issue.issue_key} · phase {issue.phase_id} · {source}"
+        message = redact(message)
         out.append(
             IssueAnnotation(
                 path=path,

@@ -1,15 +1,19 @@
 """Markdown building blocks for the reports: escaping, links, bars, numbers and size limits.
 
 Pure. Everything that comes from outside Autopack's own code (issue, tier and phase titles,
-issue keys and messages, paths, check names, failure reasons) reaches markdown only through
-`text`, `code` or `code_block`, so it can neither break a table, start a new block, inject HTML
-or math, nor mention a person or cross-reference an issue.
+issue keys and messages, paths, check names, failure reasons, builder summaries) reaches
+markdown only through `text`, `code` or `code_block`, so it can neither break a table, start a
+new block, inject HTML or math, nor mention a person or cross-reference an issue; and each of
+them (and `one_line`) passes it through the secret redactor first, before anything is cut, so a
+token a builder echoed is never published, whole or in part.
 """
 
 from __future__ import annotations
 
 import re
 from urllib.parse import quote
+
+from app.domain.secrets_scan import redact
 
 # GitHub's limits, in characters.
 CHECK_SUMMARY_LIMIT = 65_535  # check run output.summary
@@ -38,8 +42,8 @@ _URL_UNSAFE = re.compile(r"[\s()<>\"'`|\[\]]")
 
 
 def one_line(value: object) -> str:
-    """`value` as one line: line breaks and control characters become single spaces."""
-    return _CONTROLS.sub(" ", str(value)).strip()
+    """`value` redacted, as one line: line breaks and control characters become spaces."""
+    return _CONTROLS.sub(" ", redact(str(value))).strip()
 
 
 def cut(value: str, limit: int) -> str:
@@ -86,7 +90,7 @@ def _escape_pipe(match: re.Match[str]) -> str:
 
 def code_block(value: str, limit: int = 2000) -> str:
     """Untrusted multi-line text as a fenced code block (its fence longer than any inside)."""
-    lines = value.replace("\r\n", "\n").replace("\r", "\n")
+    lines = redact(value).replace("\r\n", "\n").replace("\r", "\n")
     body = cut(_BLOCK_CONTROLS.sub(" ", lines), limit).strip("\n")
     longest = max((len(run) for run in re.findall(r"`{3,}", body)), default=2)
     fence = "`" * (longest + 1)

@@ -30,6 +30,7 @@ from app.domain.strategy import PhaseStrategy
 LISTED_ISSUES = 50  # issue rows in the size-limited views; RUN_SUMMARY.md lists them all
 LISTED_WARNINGS = 20
 TITLE_CHARS = 120
+REVIEW_ICON = "🙋"
 _STATE_NAME = re.compile(r"\bDONE(?:\\_[A-Z]+)+")
 
 _ICONS = {
@@ -259,6 +260,27 @@ def promotion_section(view: ReportView) -> list[str]:
     return lines
 
 
+def review_section(view: ReportView) -> list[str]:
+    """The phases whose pushed changes a person must review, and why (from the first mark on)."""
+    by_phase: dict[str, list[str]] = {}
+    for phase_id, reason in view.state.needs_review:
+        by_phase.setdefault(phase_id, []).append(reason)
+    if not by_phase:
+        return []
+    lines = [
+        f"### {REVIEW_ICON} Needs human review",
+        "",
+        "These changes needed a review before they were pushed and no auditor is configured, "
+        "so Autopack pushed them and leaves the review to a person: the run is not eligible "
+        "for promotion and the pull request stays a draft.",
+        "",
+    ]
+    for phase_id, reasons in by_phase.items():
+        why = "; ".join(md.text(reason, REASON_CHARS) for reason in reasons[:LISTED_WARNINGS])
+        lines.append(f"- {phase_label(view, phase_id)}: {why}")
+    return lines
+
+
 def reason_text(reason: str, limit: int = REASON_CHARS) -> str:
     """One of Autopack's own reasons, escaped, with run states shown as code."""
     return _STATE_NAME.sub(lambda m: f"`{m.group().replace(chr(92), '')}`", md.text(reason, limit))
@@ -328,9 +350,10 @@ def plan_section(view: ReportView) -> list[str]:
             f"{phase.task_category} · {phase.complexity} · {phase.builder_mode} · "
             f"CI {phase.ci_profile}"
         )
+        icon = _ICONS.get(progress.status, "")
         rows.append(
             [
-                _ICONS.get(progress.status, ""),
+                f"{icon} {REVIEW_ICON}" if progress.needs_review else icon,
                 md.code(progress.tier_id, 40),
                 f"{md.code(progress.phase_id, 40)} {md.text(phase.title, TITLE_CHARS)}",
                 work,
@@ -506,6 +529,7 @@ def sections(
     """
     parts = [
         outcome(view, now=now),
+        review_section(view),
         promotion_section(view) if promotion_part else [],
         plan_section(view),
         tier_section(view),

@@ -195,11 +195,24 @@ def tier_summaries(state: RunState) -> list[TierSummary]:
 
 
 def promotion(state: RunState) -> Promotion:
-    """Whether the run may be promoted to the default branch, with the reasons if not."""
+    """Whether the run may be promoted to the default branch, with the reasons if not.
+
+    Besides the playbook's rules, a phase pushed without the review it needed (no auditor)
+    keeps the run from promotion: a person reviews it on the pull request first.
+    """
     strategy = state.strategy
     over_budget = strategy is not None and state.tokens > strategy.budget.token_cap
     budget_failed = state.status is RunStatus.DONE_FAILED_BUDGET_EXHAUSTED or over_budget
-    return promotion_eligibility(state.status.value, tier_summaries(state), budget_failed)
+    verdict = promotion_eligibility(state.status.value, tier_summaries(state), budget_failed)
+    phases = list(dict.fromkeys(phase_id for phase_id, _ in state.needs_review))
+    if not phases:
+        return verdict
+    review = (
+        f"phase {', '.join(phases)} needs human review"
+        if len(phases) == 1
+        else (f"phases {', '.join(phases)} need human review")
+    )
+    return Promotion(False, (*verdict.reasons, f"{review}: pushed without the review it needed"))
 
 
 def status_line(state: RunState) -> str:

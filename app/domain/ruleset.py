@@ -9,10 +9,9 @@ no duplicate keys, a size cap and a nesting cap. `docs/ruleset.md` documents eve
 from __future__ import annotations
 
 import difflib
-import functools
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -20,7 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
-from app.domain.gate import MODE_LIMITS, GatePolicy, glob_match
+from app.domain.classification import DEFAULT_CATEGORY_RULES, CategoryRule, Glob
+from app.domain.gate import MODE_LIMITS, GatePolicy
 from app.domain.taxonomy import (
     HIGH_RISK,
     AuditorProfile,
@@ -30,6 +30,12 @@ from app.domain.taxonomy import (
     RunScope,
     SafetyProfile,
     TaskCategory,
+)
+from app.domain.test_integrity import (
+    DEFAULT_CI_PATHS,
+    DEFAULT_TEST_PATHS,
+    IntegrityPolicy,
+    IntegrityRule,
 )
 
 RULESET_PATH = ".github/autopack.yml"
@@ -41,7 +47,6 @@ REGENERATE = ".venv/bin/python -m app.domain.ruleset_schema"
 Positive = Annotated[int, Field(gt=0)]
 NonNegative = Annotated[int, Field(ge=0)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-Glob = Annotated[str, Field(min_length=1, max_length=200, pattern=r"[^/]")]
 
 
 class _Model(BaseModel):
@@ -136,17 +141,6 @@ def _merge(defaults: dict[_K, _M], given: dict[_K, _M]) -> dict[_K, _M]:
     return merged
 
 
-class CategoryRule(_Model):
-    """Classifies a phase that names no category: any keyword or path glob matches."""
-
-    category: TaskCategory
-    """The task_category given on a match."""
-    keywords: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = ()
-    """Words or phrases (case-insensitive, plural allowed) looked for in title and description."""
-    paths: tuple[Glob, ...] = ()
-    """Path globs (gitignore-like) matched against the paths a phase names."""
-
-
 class CategoryOverride(_Model):
     """Per-category settings; unset fields keep the playbook's value."""
 
@@ -162,28 +156,6 @@ class CategoryOverride(_Model):
     """Builder attempts for such a phase (instead of budgets.phase.max_builder_attempts)."""
     auto_apply: bool | None = None
     """False: a debt_cleanup patch for this category is never applied automatically."""
-
-
-def _kw(category: TaskCategory, *keywords: str, paths: Sequence[str] = ()) -> CategoryRule:
-    return CategoryRule(category=category, keywords=keywords, paths=tuple(paths))
-
-
-DEFAULT_CATEGORY_RULES: tuple[CategoryRule, ...] = (
-    _kw(TaskCategory.SECURITY_AUTH, "auth", "authentication", "authorization", "login", "logout",
-        "token", "permission", "password", "oauth", "credential", "csrf", "jwt", "sso"),
-    _kw(TaskCategory.SCHEMA_CHANGE, "migration", "schema", "alembic", "api contract",
-        paths=("**/migrations/**", "*.sql", "*.proto")),
-    _kw(TaskCategory.CROSS_CUTTING_REFACTOR, "rename across", "across the codebase",
-        "codebase-wide", "cross-cutting"),
-    _kw(TaskCategory.BULK_OPERATION, "bulk", "every file", "all files", "mass rename"),
-    _kw(TaskCategory.INDEX_REGISTRY_MAINTENANCE, "registry", "index", "mapping"),
-    _kw(TaskCategory.REFACTOR, "refactor", "refactoring", "restructure", "rename"),
-    _kw(TaskCategory.BUGFIX, "fix", "fixed", "bug", "crash", "regression", "broken"),
-    _kw(TaskCategory.DOCS, "docs", "documentation", "readme", "changelog", "docstring",
-        paths=("docs/**", "*.md", "*.rst")),
-    _kw(TaskCategory.TESTS, "test", "testing", "coverage", "pytest",
-        paths=("tests/**", "test_*.py", "*_test.py", "*_test.go", "*.spec.*", "*.test.*")),
-)  # fmt: skip
 
 
 def _high_risk_overrides() -> dict[TaskCategory, CategoryOverride]:
@@ -311,19 +283,38 @@ def _default_modes() -> dict[BuilderMode, ModeLimits]:
     }
 
 
+class TestIntegrity(_Model):
+    """Which changes count as weakening the tests; see docs/ruleset.md, "Test integrity"."""
+
+    test_paths: tuple[Glob, ...] = DEFAULT_TEST_PATHS
+    """Globs of test files; setting it replaces the default list."""
+    ci_paths: tuple[Glob, ...] = DEFAULT_CI_PATHS
+    """Globs of CI and test-runner configuration; setting it replaces the default list."""
+    disabled: tuple[IntegrityRule, ...] = ()
+    """Rules switched off for this repository."""
+
+    def policy(self) -> IntegrityPolicy:
+        """The test-integrity part of the gate policy (before what a phase's task asks for)."""
+        rules = frozenset(IntegrityRule) - set(self.disabled)
+        return IntegrityPolicy(self.test_paths, self.ci_paths, rules)
+
+
 class GateSettings(_Model):
     """What the gate lets a builder's change do."""
 
     protected_paths: tuple[Glob, ...] = ()
-    """Extra protected globs; .github/workflows/**, .git/** and .autonomous_runs/** always are."""
+    """Extra protected globs; the workflows, the ruleset, CODEOWNERS and .git/** always are."""
     allow_workflow_changes: bool = False
-    """Let phases change .github/workflows/** (the App then needs the workflows permission)."""
+    """Let phases change .github/workflows/** and .github/actions/** (needs the workflows
+    permission)."""
     allow_binary: bool = False
     """Let phases add or change binary files."""
     max_file_bytes: Positive = 1024 * 1024
     """Largest file a phase may write."""
     modes: dict[BuilderMode, ModeLimits] = Field(default_factory=_default_modes)
     """Per builder mode limits; a mode left out keeps its default."""
+    test_integrity: TestIntegrity = TestIntegrity()
+    """Test paths, CI configuration paths and the test-integrity rules switched off."""
 
     @field_validator("modes", mode="after")
     @classmethod
@@ -341,6 +332,7 @@ class GateSettings(_Model):
             allow_workflow_changes=self.allow_workflow_changes,
             allow_binary=self.allow_binary,
             max_file_bytes=self.max_file_bytes,
+            integrity=self.test_integrity.policy(),
         )
 
 
@@ -387,36 +379,6 @@ class Ruleset(_Model):
     """Local probes; run only if the operator allows probes."""
     artefacts: Artefacts = Artefacts()
     """Run artefacts."""
-
-
-def classify(
-    title: str,
-    description: str,
-    paths: Iterable[str] = (),
-    rules: Sequence[CategoryRule] = DEFAULT_CATEGORY_RULES,
-) -> TaskCategory:
-    """The task_category of a phase: rules in order on the title, then paths, then description."""
-    wanted = tuple(paths)
-    for rule in rules:
-        if _mentions(title, rule.keywords):
-            return rule.category
-    for rule in rules:
-        if any(glob_match(glob, path) for glob in rule.paths for path in wanted):
-            return rule.category
-    for rule in rules:
-        if _mentions(description, rule.keywords):
-            return rule.category
-    return TaskCategory.FEATURE
-
-
-def _mentions(text: str, keywords: Iterable[str]) -> bool:
-    return any(_keyword_pattern(keyword).search(text) for keyword in keywords)
-
-
-@functools.lru_cache(maxsize=1024)
-def _keyword_pattern(keyword: str) -> re.Pattern[str]:
-    words = r"[\s_-]+".join(re.escape(word) for word in keyword.split())
-    return re.compile(rf"(?<!\w){words}(?:e?s)?(?!\w)", re.IGNORECASE)
 
 
 def schema_json() -> str:

@@ -134,6 +134,8 @@ class PhaseProgress:
     feedback: tuple[str, ...] = ()
     issues: IssueMarks = ()
     failure_reason: str = ""
+    # Why a person must review what this phase pushed (it needed a review and had no auditor).
+    needs_review: tuple[str, ...] = ()
 
     @property
     def attempts(self) -> int:
@@ -226,6 +228,12 @@ class RunState:
         """Replace one tier's progress."""
         tiers = tuple(tier if t.tier_id == tier.tier_id else t for t in self.tiers)
         return self.evolve(tiers=tiers)
+
+    @property
+    def needs_review(self) -> tuple[tuple[str, str], ...]:
+        """(phase_id, reason) for everything pushed that a person must review; the run is then
+        not eligible for promotion."""
+        return tuple((p.phase_id, reason) for p in self.phases for reason in p.needs_review)
 
     @property
     def minor_count(self) -> int:

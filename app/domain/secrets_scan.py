@@ -12,8 +12,6 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-DEFAULT_SCAN_BYTES = 1024 * 1024
-
 
 class SecretKind(StrEnum):
     """The shape of a secret; also the rule name shown in evidence."""
@@ -58,6 +56,10 @@ _PASSWORD = re.compile(
     re.IGNORECASE,
 )
 _PLACEHOLDER_START = ("$", "{", "<", "%", "*")
+_PEM_FOOTER = re.compile(r"-----END (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY(?: BLOCK)?-----")
+# One body line of a key, after line breaks (real or escaped as in JSON) and PEM headers.
+_PEM_CHUNK = re.compile(r"(?:\s|\\[nr])*+(?:(?:Proc-Type|DEK-Info):[^\n\\]*+|[A-Za-z0-9+/=]{20,}+)")
+_PEM_REDACTED = "-----BEGIN … PRIVATE KEY----- (redacted)"
 _PEM_LOOKAHEAD_LINES = 3
 
 
@@ -77,9 +79,9 @@ def classify_token(token: str) -> tuple[SecretKind, int] | None:
     return None
 
 
-def scan(content: bytes, *, limit: int = DEFAULT_SCAN_BYTES) -> tuple[SecretHit, ...]:
-    """Secret-looking values in the first `limit` bytes of `content`, ordered by line."""
-    text = content[: max(limit, 0)].decode("utf-8", errors="replace")
+def scan(content: bytes) -> tuple[SecretHit, ...]:
+    """Secret-looking values anywhere in `content` (linear in its length), ordered by line."""
+    text = content.decode("utf-8", errors="replace")
     lines = text.split("\n")
     hits: list[SecretHit] = []
     for index, line in enumerate(lines):
@@ -101,13 +103,45 @@ def scan(content: bytes, *, limit: int = DEFAULT_SCAN_BYTES) -> tuple[SecretHit,
 
 
 def redact(text: str) -> str:
-    """`text` with every token of a known secret shape replaced by its masked form."""
+    """`text` made safe to publish: private keys, tokens of a known shape and quoted password
+    assignments replaced by their masked forms (linear in the length of `text`)."""
 
-    def replace(match: re.Match[str]) -> str:
+    def token(match: re.Match[str]) -> str:
         found = classify_token(match.group())
         return match.group() if found is None else mask(match.group(), found[1])
 
-    return _TOKEN.sub(replace, text)
+    def password(match: re.Match[str]) -> str:
+        value = match.group(2)
+        if not value.strip() or value.startswith(_PLACEHOLDER_START):
+            return match.group()
+        start, end = match.span(2)
+        whole = match.group()
+        return whole[: start - match.start()] + mask(value) + whole[end - match.start() :]
+
+    return _PASSWORD.sub(password, _TOKEN.sub(token, _redact_private_keys(text)))
+
+
+def _redact_private_keys(text: str) -> str:
+    """Each PEM private key (header, body lines, footer) replaced by a marker."""
+    if "PRIVATE KEY" not in text:
+        return text
+    out, pos, footers = [], 0, True
+    for header in _PEM_HEADER.finditer(text):
+        if header.start() < pos:
+            continue
+        out.append(text[pos : header.start()])
+        out.append(_PEM_REDACTED)
+        # No footer after one header means none after any later one: search once (linear).
+        footer = _PEM_FOOTER.search(text, header.end()) if footers else None
+        footers = footer is not None
+        if footer is not None:
+            pos = footer.end()
+            continue
+        pos = header.end()  # a key cut short: drop what still looks like its body
+        while (chunk := _PEM_CHUNK.match(text, pos)) is not None and chunk.end() > pos:
+            pos = chunk.end()
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _private_key_at(lines: list[str], index: int) -> bool:

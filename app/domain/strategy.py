@@ -22,6 +22,12 @@ from app.domain.taxonomy import (
     SafetyProfile,
     TaskCategory,
 )
+from app.domain.test_integrity import (
+    DEFAULT_CI_PATHS,
+    DEFAULT_TEST_PATHS,
+    IntegrityPolicy,
+    IntegrityRule,
+)
 
 
 class NoCIPolicy(StrEnum):
@@ -69,9 +75,15 @@ class GateSettings:
     allow_workflow_changes: bool = False
     allow_binary: bool = False
     max_file_bytes: int = 1024 * 1024
+    test_paths: tuple[str, ...] = DEFAULT_TEST_PATHS
+    ci_paths: tuple[str, ...] = DEFAULT_CI_PATHS
+    # Test-integrity rules the ruleset switched off, and those the phase's task asks for.
+    integrity_disabled: tuple[str, ...] = ()
+    integrity_allowed: tuple[str, ...] = ()
 
     def policy(self) -> GatePolicy:
         """The gate's own policy value."""
+        off = {*self.integrity_disabled, *self.integrity_allowed}
         return GatePolicy(
             max_files=self.max_files,
             max_lines=self.max_lines,
@@ -79,6 +91,11 @@ class GateSettings:
             allow_workflow_changes=self.allow_workflow_changes,
             allow_binary=self.allow_binary,
             max_file_bytes=self.max_file_bytes,
+            integrity=IntegrityPolicy(
+                self.test_paths,
+                self.ci_paths,
+                frozenset(rule for rule in IntegrityRule if rule.value not in off),
+            ),
         )
 
 
@@ -102,6 +119,14 @@ class PhaseStrategy:
     auto_apply: bool
     gate: GateSettings
     debt_issue_keys: tuple[str, ...] = ()
+    category_reason: str = ""  # what gave the category, for people ("set in the plan", …)
+
+    @property
+    def review_reason(self) -> str:
+        """Why every change of this phase needs a review before it is pushed ('' if none)."""
+        if self.auto_apply:
+            return ""
+        return f"{self.task_category} changes are not pushed without a review (auto_apply off)"
 
     @property
     def is_debt_cleanup(self) -> bool:
@@ -227,7 +252,6 @@ def _ci_profile(data: dict[str, Any]) -> CIProfileSettings:
 
 
 def _phase(data: dict[str, Any]) -> PhaseStrategy:
-    gate = data["gate"]
     return PhaseStrategy(
         **{
             **data,
@@ -236,10 +260,18 @@ def _phase(data: dict[str, Any]) -> PhaseStrategy:
             "builder_mode": BuilderMode(data["builder_mode"]),
             "ci_profile": CIProfile(data["ci_profile"]),
             "auditor_profile": AuditorProfile(data["auditor_profile"]),
-            "gate": GateSettings(**{**gate, "protected_globs": tuple(gate["protected_globs"])}),
+            "gate": _gate(data["gate"]),
             "debt_issue_keys": tuple(data["debt_issue_keys"]),
         }
     )
+
+
+def _gate(data: dict[str, Any]) -> GateSettings:
+    # Lists back to tuples; keys added later keep their defaults for strategies stored before.
+    fields: dict[str, Any] = {
+        key: tuple(value) if isinstance(value, list) else value for key, value in data.items()
+    }
+    return GateSettings(**fields)
 
 
 def _jsonable(value: Any) -> Any:

@@ -17,7 +17,6 @@ import aiohttp
 import gidgethub
 
 from app.agents.auditor import CommandAuditor, OpenAIAuditor
-from app.agents.change_diff import change_diff
 from app.agents.command import CommandBuilder, CommandRunner
 from app.agents.contract import (
     Auditor,
@@ -70,6 +69,7 @@ from app.domain.evidence import (
     EvidenceKind,
     PhaseEvidence,
     builder_log,
+    change_diff,
     gate_findings,
     gate_text,
 )
@@ -528,7 +528,7 @@ class EngineExecutor:
         workspace = ctx.workspace
 
         def render() -> str:
-            return change_diff(workspace, workspace.compute_change())
+            return change_diff(workspace.compute_change())
 
         try:
             return await asyncio.to_thread(render)

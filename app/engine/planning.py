@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.config import Settings
+from app.domain import report_markdown as md
 from app.domain.backlog import Backlog
 from app.domain.compiler import OperatorCaps, RunIdentity, compile_strategy
 from app.domain.plan import MAX_BODY_BYTES, has_checklist, parse_plan, select_for_run
@@ -118,7 +119,7 @@ async def plan_run(
 
 
 def render_plan_preview(planned: Planned) -> str:
-    """The `/autopack plan` answer."""
+    """The `/autopack plan` answer: the phases, how each was classified, what needs review."""
     if planned.strategy is None:
         return f"**Autopack would not start a run:** {planned.problem}"
     strategy = planned.strategy
@@ -129,20 +130,55 @@ def render_plan_preview(planned: Planned) -> str:
         f"`{strategy.builder_profile}`, auditor `{strategy.auditor_backend or 'none'}`, token cap "
         f"{strategy.budget.token_cap:,}.",
         "",
-        "| tier | phase | category / complexity / mode | CI | attempts | token cap |",
-        "|---|---|---|---|---:|---:|",
+        "| tier | phase | category / complexity / mode | category from | CI | attempts | tokens |",
+        "|---|---|---|---|---|---:|---:|",
     ]
     for phase in strategy.phases:
         lines.append(
-            f"| {phase.tier_id} | {phase.title.replace('|', '/')[:80]} | {phase.task_category} / "
-            f"{phase.complexity} / {phase.builder_mode} | {phase.ci_profile} | "
+            f"| {phase.tier_id} | {md.text(phase.title, 80)} | {phase.task_category} / "
+            f"{phase.complexity} / {phase.builder_mode} | "
+            f"{md.text(phase.category_reason or '—', 120)} | {phase.ci_profile} | "
             f"{phase.max_builder_attempts} | {phase.incident_token_cap:,} |"
         )
+    lines += _review_warnings(strategy)
     if planned.note:
         lines += ["", planned.note]
     if strategy.plan_warnings:
         lines += ["", "Warnings:"] + [f"- {warning}" for warning in strategy.plan_warnings]
     return "\n".join(lines) + "\n"
+
+
+def _review_warnings(strategy: Strategy) -> list[str]:
+    """Every phase that will need a review before push, and why; the test changes asked for."""
+    auditor = strategy.auditor_backend
+    then = (
+        f"the auditor `{auditor}` reviews each of their changes before it is pushed."
+        if auditor
+        else "**no auditor is configured**, so each is pushed and marked **needs human "
+        "review**: the run will not be eligible for promotion and the pull request will stay "
+        "a draft."
+    )
+    lines = []
+    for phase in strategy.phases:
+        if phase.review_reason:
+            why = f"{phase.review_reason}; category {md.text(phase.category_reason, 120)}"
+            lines.append(f"- ⚠️ {phase.phase_id} {md.text(phase.title, 80)}: {why}")
+    out = ["", f"**Needs review before push:** {then}", *lines] if lines else []
+    if not auditor:
+        out += [
+            "",
+            "With no auditor, any phase whose change weakens the tests (deletes or skips tests, "
+            "removes assertions, loosens CI or coverage) is also pushed and marked for human "
+            "review, unless the phase asks for that change.",
+        ]
+    asked = [
+        f"- {phase.phase_id}: {', '.join(f'`{rule}`' for rule in phase.gate.integrity_allowed)}"
+        for phase in strategy.phases
+        if phase.gate.integrity_allowed
+    ]
+    if asked:
+        out += ["", "**Test changes these phases ask for** (not held for review):", *asked]
+    return out
 
 
 def planner_prompt(title: str, body: str) -> str:

@@ -42,6 +42,7 @@ from app.domain.report import (
 from app.domain.report_backlog import BACKLOG_TITLE, backlog_marker, render_backlog_issue
 from app.domain.report_incident import render_incident
 from app.domain.run_state import RunState, RunStatus, TierStatus
+from app.domain.secrets_scan import redact
 from app.domain.triggers import RETRY_ACTION
 from app.engine.envelope import Envelope
 from app.github.backlog_issue import upsert_backlog_issue
@@ -360,25 +361,37 @@ def artefact_files(
     index = issue_index(state, details)
     files = {
         "RUN_SUMMARY.md": summary,
-        "run_issue_index.json": json.dumps(index.to_json(), indent=2) + "\n",
+        "run_issue_index.json": _json(index.to_json()),
     }
     if state.strategy is not None:
         files["strategy.json"] = json.dumps(state.strategy.to_json(), indent=2) + "\n"
     for phase in state.phases:
-        if phase.issues or phase.feedback:
-            files[f"phase_{phase.phase_id}_issues.json"] = (
-                json.dumps(
-                    {
-                        "issues": [[k, s.value] for k, s in phase.issues],
-                        "feedback": list(phase.feedback),
-                    },
-                    indent=2,
-                )
-                + "\n"
+        if phase.issues or phase.feedback or phase.needs_review:
+            files[f"phase_{phase.phase_id}_issues.json"] = _json(
+                {
+                    "issues": [[k, s.value] for k, s in phase.issues],
+                    "feedback": list(phase.feedback),
+                    "needs_human_review": list(phase.needs_review),
+                }
             )
     if incident:
         files[INCIDENT_FILE] = incident
     return files
+
+
+def _json(data: object) -> str:
+    """An artefact's JSON, every string in it redacted (evidence and feedback echo builders)."""
+    return json.dumps(_redacted(data), indent=2) + "\n"
+
+
+def _redacted(data: object) -> object:
+    if isinstance(data, str):
+        return redact(data)
+    if isinstance(data, list | tuple):
+        return [_redacted(item) for item in data]
+    if isinstance(data, dict):
+        return {redact(str(key)): _redacted(value) for key, value in data.items()}
+    return data
 
 
 def _write_all(folder: Path, files: dict[str, str]) -> None:

@@ -109,6 +109,13 @@ SCHEMAS: dict[str, Schema] = {
             "pull_number": nullable(INT),
             "check_run_id": nullable(INT),
             "promotion": nullable(ref("Promotion")),
+            "needs_human_review": array(
+                obj(
+                    {"phase_id": STR, "reason": STR},
+                    "A phase pushed without the review it needed (no auditor): a person must "
+                    "review it, and the run is not eligible for promotion.",
+                )
+            ),
         }
     ),
     "RunList": obj(

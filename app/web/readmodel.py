@@ -149,6 +149,10 @@ def run_summary(record: RunRecord) -> Json:
         "pull_number": envelope.memo.pull_number if envelope is not None else None,
         "check_run_id": envelope.memo.check_run_id if envelope is not None else None,
         "promotion": _promotion(state) if record.terminal else None,
+        "needs_human_review": [
+            {"phase_id": phase_id, "reason": reason}
+            for phase_id, reason in (state.needs_review if state is not None else ())
+        ],
     }
     return summary
 

@@ -300,6 +300,20 @@ def test_deleted_file_counts_removed_lines(local: Workspace) -> None:
     )
 
 
+def test_old_content_of_modified_and_deleted_text_files(local: Workspace) -> None:
+    (local.tree / "text.txt").write_text("one\n")
+    (local.tree / "dir/nested.txt").unlink()
+    (local.tree / "data.bin").write_bytes(b"\x00\x09")
+    (local.tree / "new.txt").write_text("new\n")
+    old = {f.path: f.old_content for f in compute_change(local).files}
+    assert old == {
+        "data.bin": None,  # binary: no lines to compare
+        "dir/nested.txt": b"a\nb\n",
+        "new.txt": None,
+        "text.txt": b"one\ntwo\nthree\n",
+    }
+
+
 def test_deleted_binary_and_symlink(local: Workspace) -> None:
     (local.tree / "data.bin").unlink()
     (local.tree / "alias").unlink()

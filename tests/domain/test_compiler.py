@@ -27,7 +27,7 @@ Intro text.
 ## Tier 1: groundwork
 - [ ] Add the settings module
   Create settings.py with defaults.
-- [ ] Fix the login token refresh
+- [ ] Fix the login token refresh {category=security_auth complexity=high}
 - [x] Already done
 
 ## Tier 2: docs
@@ -59,8 +59,14 @@ def test_defaults_follow_the_playbook() -> None:
     assert settings_phase.max_auditor_attempts == 0  # no auditor configured
     assert settings_phase.auto_apply
     assert (settings_phase.gate.max_files, settings_phase.gate.max_lines) == (30, 3000)
-    # "login"/"token" make it security work: the high-risk row applies.
+    # Named security work: the high-risk row applies.
     assert login.task_category is TaskCategory.SECURITY_AUTH
+    assert (login.category_reason, settings_phase.category_reason) == (
+        "set in the plan",
+        "no rule matched",
+    )
+    assert login.review_reason
+    assert not settings_phase.review_reason
     assert login.ci_profile is CIProfile.STRICT
     assert login.auditor_profile is AuditorProfile.SECURITY_REVIEW
     assert login.max_builder_attempts == 2
@@ -162,7 +168,10 @@ def test_aged_issues_become_major_and_get_a_cleanup_phase() -> None:
 def test_no_checklist_is_one_phase() -> None:
     strategy = compile_(body="Just do the thing with the database schema.")
     assert len(strategy.phases) == 1
-    assert strategy.phases[0].task_category is TaskCategory.SCHEMA_CHANGE
+    # The body is the description: too weak to make it high-risk; the docs keyword is not.
+    assert strategy.phases[0].task_category is TaskCategory.FEATURE
+    docs = compile_(body="Describe the database schema in the docs.")
+    assert docs.phases[0].task_category is TaskCategory.DOCS
 
 
 ITEM = st.text(alphabet=st.characters(categories=["L", "N", "Zs"]), min_size=1, max_size=30)
@@ -183,3 +192,33 @@ def test_deterministic_and_round_trips(tiers: list[list[str]], yaml: str | None)
     assert Strategy.from_json(strategy.to_json()) == strategy
     assert all(p.max_builder_attempts >= 1 for p in strategy.phases)
     assert {p.tier_id for p in strategy.phases} == {t.tier_id for t in strategy.tiers}
+
+
+def test_test_integrity_settings_and_what_each_phase_asks_for() -> None:
+    body = """\
+- [ ] Remove the obsolete legacy tests
+- [ ] Quarantine the flaky network test {allow=test_skipped}
+- [ ] Add the settings module
+  Do not remove any tests.
+"""
+    yaml = "gate: {test_integrity: {test_paths: [checks/**], disabled: [ci_loosened]}}\n"
+    removal, skip, plain = compile_(yaml, body=body).phases
+    assert removal.gate.integrity_allowed == ("assertion_removed", "test_deleted")
+    assert skip.gate.integrity_allowed == ("test_skipped",)
+    assert plain.gate.integrity_allowed == ()
+    assert plain.gate.test_paths == ("checks/**",)
+    assert plain.gate.integrity_disabled == ("ci_loosened",)
+    in_force = {rule.value for rule in removal.gate.policy().integrity.rules}
+    assert in_force == {"test_skipped", "coverage_lowered"}
+    assert Strategy.from_json(compile_(yaml, body=body).to_json()).phases[0] == removal
+
+
+def test_a_strategy_stored_before_test_integrity_reads_with_every_rule_on() -> None:
+    data = compile_().to_json()
+    for phase in data["phases"]:
+        for key in ("test_paths", "ci_paths", "integrity_disabled", "integrity_allowed"):
+            del phase["gate"][key]
+        del phase["category_reason"]
+    phase = Strategy.from_json(data).phases[0]
+    assert len(phase.gate.policy().integrity.rules) == 5
+    assert phase.gate.policy().integrity.test_paths

@@ -8,19 +8,19 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
+from app.domain.change import Change, ChangeKind, EntryType, FileChange
 from app.domain.events import Finding
 from app.domain.evidence import (
     CAPS,
     MAX_GATE_FINDINGS,
     EvidenceKind,
-    FileDiff,
     PhaseEvidence,
     builder_log,
     capped,
+    change_diff,
     finding_line,
     gate_findings,
     gate_text,
-    unified_diff,
 )
 from app.domain.issue_record import Severity
 from app.domain.report_incident import render_incident
@@ -28,8 +28,16 @@ from app.domain.report_view import ReportView
 from app.domain.run_state import PhaseProgress, PhaseStatus, RunState, RunStatus
 
 
+def _change(*files: FileChange) -> Change:
+    return Change(base_commit="a" * 40, files=files)
+
+
+def _file(path: str, kind: ChangeKind, old: bytes | None, new: bytes | None) -> FileChange:
+    return FileChange(path, kind, EntryType.FILE, new, old_content=old)
+
+
 def test_a_modified_file_is_a_unified_diff() -> None:
-    diff = unified_diff([FileDiff("src/app.py", b"a\nb\n", b"a\nc\n")])
+    diff = change_diff(_change(_file("src/app.py", ChangeKind.MODIFIED, b"a\nb\n", b"a\nc\n")))
     assert diff.splitlines() == [
         "--- a/src/app.py",
         "+++ b/src/app.py",
@@ -41,28 +49,35 @@ def test_a_modified_file_is_a_unified_diff() -> None:
 
 
 def test_added_and_deleted_files_come_from_and_go_to_dev_null() -> None:
-    diff = unified_diff([FileDiff("new.txt", None, b"x\n"), FileDiff("old.txt", b"y\n", None)])
+    diff = change_diff(
+        _change(
+            _file("new.txt", ChangeKind.ADDED, None, b"x\n"),
+            _file("old.txt", ChangeKind.DELETED, b"y\n", None),
+        )
+    )
     assert "--- /dev/null\n+++ b/new.txt\n" in diff
     assert "--- a/old.txt\n+++ /dev/null\n" in diff
     assert "+x\n" in diff
     assert "-y\n" in diff
 
 
-def test_binary_files_and_links_are_named_without_content() -> None:
-    diff = unified_diff(
-        [
-            FileDiff("blob.bin", None, b"\0\1\2"),
-            FileDiff("link", None, None, note="symlink added -> target"),
-        ]
+def test_binary_files_links_and_submodules_are_named_without_content() -> None:
+    link = FileChange("link", ChangeKind.ADDED, EntryType.SYMLINK, b"target")
+    module = FileChange("vendor/lib", ChangeKind.ADDED, EntryType.SUBMODULE)
+    old_binary = _file("logo.png", ChangeKind.MODIFIED, None, b"\x89PNG new")
+    diff = change_diff(
+        _change(_file("blob.bin", ChangeKind.ADDED, None, b"\0\1\2"), old_binary, link, module)
     )
     assert diff.splitlines() == [
         "Binary files /dev/null and b/blob.bin differ",
-        "diff /dev/null /dev/null: symlink added -> target",
+        "Binary files a/logo.png and b/logo.png differ",
+        "diff /dev/null b/link: symlink -> target",
+        "diff /dev/null b/vendor/lib: submodule added",
     ]
 
 
 def test_a_last_line_without_newline_says_so() -> None:
-    diff = unified_diff([FileDiff("f", b"a\n", b"a\nb")])
+    diff = change_diff(_change(_file("f", ChangeKind.MODIFIED, b"a\n", b"a\nb")))
     assert diff.endswith("+b\n\\ No newline at end of file\n")
 
 

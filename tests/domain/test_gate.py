@@ -19,10 +19,10 @@ from app.domain.gate import (
     Rule,
     decision_for,
     evaluate,
-    glob_match,
     unsafe_path_reason,
 )
 from app.domain.issue_record import IssueRecord, IssueSource, Severity
+from app.domain.paths import glob_match
 
 # Secret-shaped values are assembled at run time so this file never holds one literally.
 GITHUB_TOKEN = "gh" + "p_" + "Ab1" * 12
@@ -79,7 +79,10 @@ RULES = [
         change(fc(".github/workflows/ci.yml", kind=DELETED)),
         BASE,
         FAIL,
-        ["gate:protected_path:.github/workflows/ci.yml"],
+        [
+            "gate:ci_loosened:.github/workflows/ci.yml",  # deleting CI is also loosening it
+            "gate:protected_path:.github/workflows/ci.yml",
+        ],
     ),
     (
         "workflow-allowed",
@@ -88,7 +91,44 @@ RULES = [
         PASS,
         [],
     ),
-    ("github-dir-not-workflows", change(fc(".github/CODEOWNERS")), BASE, PASS, []),
+    ("github-dir-not-workflows", change(fc(".github/ISSUE_TEMPLATE/bug.md")), BASE, PASS, []),
+    (
+        "local-action",
+        change(fc(".github/actions/setup/action.yml")),
+        BASE,
+        FAIL,
+        ["gate:protected_path:.github/actions/setup/action.yml"],
+    ),
+    (
+        "local-action-allowed",
+        change(fc(".github/actions/setup/action.yml", b"runs: {using: node20}\n")),
+        GatePolicy(allow_workflow_changes=True),
+        PASS,
+        [],
+    ),
+    (
+        "ruleset",
+        change(fc(".github/autopack.yml")),
+        GatePolicy(allow_workflow_changes=True),
+        FAIL,
+        ["gate:protected_path:.github/autopack.yml"],
+    ),
+    ("codeowners-root", change(fc("CODEOWNERS")), BASE, FAIL, ["gate:protected_path:CODEOWNERS"]),
+    (
+        "codeowners-github",
+        change(fc(".github/CODEOWNERS", kind=DELETED)),
+        BASE,
+        FAIL,
+        ["gate:protected_path:.github/CODEOWNERS"],
+    ),
+    (
+        "codeowners-docs",
+        change(fc("docs/CODEOWNERS")),
+        BASE,
+        FAIL,
+        ["gate:protected_path:docs/CODEOWNERS"],
+    ),
+    ("codeowners-elsewhere-is-not-read", change(fc("src/CODEOWNERS")), BASE, PASS, []),
     (
         "autonomous-runs",
         change(fc(".autonomous_runs/run-1/state.json")),
@@ -371,10 +411,15 @@ def test_evidence_is_capped() -> None:
     assert finding.evidence[-1] == "… and 5 more"
 
 
-def test_secret_scan_is_bounded_by_policy() -> None:
-    content = b"x\n" * 500 + GITHUB_TOKEN.encode()
-    assert evaluate(change(fc("a.txt", content)), GatePolicy(scan_bytes=1000)).passed
-    assert not evaluate(change(fc("a.txt", content)), GatePolicy(scan_bytes=1040)).passed
+@pytest.mark.parametrize("padding", [10, 1024 * 1024, 3 * 1024 * 1024])
+def test_the_secret_scan_covers_the_whole_file(padding: int) -> None:
+    # A token past the first megabyte is found as surely as one on the first line, whatever
+    # max_file_bytes allows (the scan once stopped at 1 MiB while files could be larger).
+    content = b"x" * padding + b"\n" + GITHUB_TOKEN.encode() + b"\n"
+    policy = GatePolicy(max_file_bytes=8 * 1024 * 1024)
+    verdict = evaluate(change(fc("a.txt", content)), policy)
+    assert verdict.decision is FAIL
+    assert [f.line for f in verdict.findings] == [2]
 
 
 def test_control_characters_are_escaped_in_keys_and_evidence() -> None:
@@ -429,11 +474,19 @@ def test_policy_validation_and_protected_list() -> None:
         GatePolicy(fail_on=frozenset({"not_a_rule"}))  # type: ignore[arg-type]
     assert GatePolicy(protected_globs=("x/",)).protected == (
         ".github/workflows/**",
+        ".github/actions/**",
         ".git/**",
         ".autonomous_runs/**",
+        ".github/autopack.yml",
+        "/CODEOWNERS",
+        ".github/CODEOWNERS",
+        "docs/CODEOWNERS",
         "x/",
     )
-    assert ".github/workflows/**" not in GatePolicy(allow_workflow_changes=True).protected
+    allowed = GatePolicy(allow_workflow_changes=True).protected
+    assert ".github/workflows/**" not in allowed
+    assert ".github/actions/**" not in allowed
+    assert ".github/autopack.yml" in allowed
     policy = GatePolicy(fail_on=frozenset({"secret"}))  # type: ignore[arg-type]
     assert policy.fail_on == {Rule.SECRET}
 
@@ -441,6 +494,9 @@ def test_policy_validation_and_protected_list() -> None:
 def test_decision_for() -> None:
     assert decision_for(probe(Severity.MINOR), GatePolicy(fail_on=frozenset(Rule))) is PASS
     assert decision_for(probe(), BASE) is RETRY
+    weakened = dataclasses.replace(probe(), category="test_skipped")
+    assert decision_for(weakened, BASE) is Decision.REVIEW
+    assert decision_for(dataclasses.replace(weakened, severity=Severity.MINOR), BASE) is PASS
 
 
 # -- glob matcher ------------------------------------------------------------------------------
@@ -604,7 +660,6 @@ policies = st.builds(
     max_file_bytes=st.integers(0, 400),
     allow_symlinks=st.booleans(),
     allow_submodules=st.booleans(),
-    scan_bytes=st.integers(0, 400),
     fail_on=st.frozensets(st.sampled_from(Rule)),
 )
 

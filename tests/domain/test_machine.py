@@ -86,6 +86,14 @@ def gate(decision: Decision = Decision.PASS, phase: str = "p1", attempt: int = 1
     return GateEvaluated(phase, attempt, decision, summary="gate says so")
 
 
+def weakened(phase: str = "p1", attempt: int = 1) -> GateEvaluated:
+    """The gate found a test deleted: the change needs a review before it is pushed."""
+    finding = Finding(
+        "gate:test_deleted:tests/test_a.py", Severity.MAJOR, "test_deleted", "tests/test_a.py"
+    )
+    return GateEvaluated(phase, attempt, Decision.REVIEW, (finding,), "test_deleted: …")
+
+
 def pushed(phase: str = "p1", attempt: int = 1) -> Pushed:
     return Pushed(phase, attempt, f"sha-{phase}-{attempt}")
 
@@ -131,8 +139,11 @@ ROWS: list[tuple[str, dict[str, Any], list[Event] | None, Event, RunStatus, list
      S.DONE_FAILED_REQUIRES_HUMAN_REVIEW, END),
     ("gate pass, auto_apply", {}, [built()], gate(), S.GATE, ["PushChange"]),
     ("gate pass, review first", {"auto_apply": False}, [built()], gate(), S.GATE, ["RunAuditor"]),
-    ("gate pass, review but no auditor", {"auto_apply": False, "auditor_backend": None},
-     [built()], gate(), S.DONE_FAILED_REQUIRES_HUMAN_REVIEW, END),
+    ("gate pass, review but no auditor: pushed, marked", {"auto_apply": False,
+     "auditor_backend": None}, [built()], gate(), S.GATE, ["PushChange"]),
+    ("gate review (tests weakened)", {}, [built()], weakened(), S.GATE, ["RunAuditor"]),
+    ("gate review, no auditor: pushed, marked", {"auditor_backend": None}, [built()],
+     weakened(), S.GATE, ["PushChange"]),
     ("gate retry", {}, [built()], gate(Decision.RETRY), S.PHASE_EXECUTION,
      ["RunBuilder"]),
     ("gate fail_policy", {}, [built()], gate(Decision.FAIL_POLICY),
@@ -355,6 +366,38 @@ def test_pre_push_review_belongs_to_the_builder_attempt() -> None:
     assert run.awaiting is not None
     assert run.awaiting.kind is AwaitKind.REVIEW
     assert run.phase_progress("p1").auditor_attempts == 0
+
+
+def test_a_review_with_no_auditor_pushes_and_marks_the_phase_for_a_person() -> None:
+    strategy = make_strategy(auto_apply=False, auditor_backend=None)
+    run, effects = drive([*bootstrap(strategy), built(), weakened()])
+    assert [type(e).__name__ for e in effects] == ["PushChange"]
+    marks = run.phase_progress("p1").needs_review
+    assert len(marks) == 2
+    assert "auto_apply off" in marks[0]
+    assert marks[1] == "the gate found test_deleted in tests/test_a.py"
+    assert run.needs_review == (("p1", marks[0]), ("p1", marks[1]))
+    # The marks survive the rest of the phase and the stored state, and the run succeeds.
+    run, _ = drive([pushed(), ci(CIResult.GREEN), SnapshotCreated("p1", "t")], run)
+    assert run.status is S.DONE_SUCCESS
+    assert RunState.from_json(run.to_json()).needs_review == run.needs_review
+    # A state stored before the mark existed reads as "nothing to review".
+    stored = run.to_json()
+    for phase in stored["phases"]:
+        del phase["needs_review"]
+    assert RunState.from_json(stored).needs_review == ()
+
+
+def test_a_review_with_an_auditor_tells_it_why() -> None:
+    run, effects = drive([*bootstrap(make_strategy()), built(), weakened()])
+    (review,) = effects
+    assert isinstance(review, RunAuditor)
+    assert review.reason is AuditReason.PRE_PUSH_REVIEW
+    assert review.feedback[-1] == "Review needed: the gate found test_deleted in tests/test_a.py"
+    assert run.phase_progress("p1").needs_review == ()
+    run, effects = advance(run, audited(AuditorVerdict.APPROVE))
+    assert [type(e).__name__ for e in effects] == ["PushChange"]
+    assert run.needs_review == ()
 
 
 def test_a_failed_tier_skips_its_phases_and_the_next_tier_runs() -> None:

@@ -184,8 +184,19 @@ class World:
             return self._maybe_timeout(effect.phase_id, effect.attempt, real)
         if isinstance(effect, EvaluateGate):
             bad = self.harsh * 100
-            decision = rng.choices(list(Decision), weights=[100 - bad, bad * 0.9, bad * 0.1])[0]
-            return GateEvaluated(effect.phase_id, effect.attempt, decision, self._findings())
+            weights = {
+                Decision.PASS: 100 - bad,
+                Decision.REVIEW: 10,  # the tests were weakened: a review before the push
+                Decision.RETRY: bad * 0.9,
+                Decision.FAIL_POLICY: bad * 0.1,
+            }
+            decision = rng.choices(list(weights), weights=list(weights.values()))[0]
+            findings = self._findings()
+            if decision is Decision.REVIEW:
+                path = f"tests/test_{effect.phase_id}.py"
+                key = f"gate:test_skipped:{path}"
+                findings += (Finding(key, Severity.MAJOR, "test_skipped", path, 3),)
+            return GateEvaluated(effect.phase_id, effect.attempt, decision, findings)
         if isinstance(effect, PushChange):
             if rng.random() < 0.02:
                 return PushRejected(effect.phase_id, effect.attempt, "branch moved")
@@ -319,6 +330,12 @@ def _check_effects(run: RunState, effects: tuple[Effect, ...]) -> None:
         if progress.status is PhaseStatus.GREEN:
             assert progress.last_commit is not None
             assert progress.ci_runs >= 1
+        if progress.needs_review:
+            # Marked only where no auditor could review, and only for what goes to the branch.
+            assert strategy is not None
+            assert not strategy.auditor_backend
+            pushing = run.awaiting is not None and run.awaiting.kind is AwaitKind.PUSH
+            assert progress.last_commit is not None or pushing or run.status.is_terminal
     for start in starts:
         # Fail closed: nothing starts once a cap is reached, and it is told what is left.
         assert strategy is not None

@@ -19,6 +19,7 @@ from app.domain.plan import (
     split_plan,
 )
 from app.domain.taxonomy import BuilderMode, Complexity, RunScope, TaskCategory
+from app.domain.test_integrity import IntegrityRule
 
 BODY = """\
 We need a small service.
@@ -285,6 +286,7 @@ def plans(draw: st.DrawFn) -> Plan:
                 draw(st.none() | st.sampled_from(Complexity)),
                 draw(st.none() | st.sampled_from(BuilderMode)),
                 draw(st.booleans()),
+                _in_order(draw(st.frozensets(st.sampled_from(IntegrityRule)))),
             )
             for p in range(1, draw(st.integers(1, 4)) + 1)
         )
@@ -293,10 +295,32 @@ def plans(draw: st.DrawFn) -> Plan:
     return Plan(tuple(tiers), (), draw(blocks(indented=False)))
 
 
+def _in_order(rules: frozenset[IntegrityRule]) -> tuple[IntegrityRule, ...]:
+    return tuple(rule for rule in IntegrityRule if rule in rules)
+
+
 @settings(max_examples=150)
 @given(plan=plans())
 def test_render_then_parse_is_identity(plan: Plan) -> None:
     assert parse_plan("ignored", render_plan(plan)) == plan
+    assert Plan.from_json(plan.to_json()) == plan
+
+
+def test_allow_names_test_integrity_rules_joined_with_plus() -> None:
+    body = (
+        "- [ ] Remove the v1 tests {allow=test_deleted+assertion_removed category=tests}\n"
+        "- [ ] Quarantine it {allow=TEST_SKIPPED}\n"
+        "- [ ] Nope {allow=tests+test_skipped}\n"
+    )
+    plan = parse_plan("x", body)
+    first, second, third = plan.phases
+    assert first.allow == (IntegrityRule.TEST_DELETED, IntegrityRule.ASSERTION_REMOVED)
+    assert first.category is TaskCategory.TESTS
+    assert second.allow == (IntegrityRule.TEST_SKIPPED,)
+    assert third.allow == ()  # one unknown name: the whole value is ignored, with a warning
+    (warning,) = plan.warnings
+    assert warning.startswith("T1.P3: ignored allow='tests+test_skipped'; expected some of")
+    assert "{category=tests allow=test_deleted+assertion_removed}" in render_plan(plan)
 
 
 def _plan(*sizes: int, done: frozenset[str] = frozenset()) -> Plan:

@@ -1,4 +1,4 @@
-"""The repository ruleset: defaults, safe YAML loading, error lines, classification, schema."""
+"""The repository ruleset: defaults, safe YAML loading, error lines, schema."""
 
 from __future__ import annotations
 
@@ -10,17 +10,15 @@ import jsonschema
 import pytest
 from pydantic import BaseModel
 
+from app.domain.classification import CategoryRule
 from app.domain.gate import MODE_LIMITS
 from app.domain.ruleset import (
-    DEFAULT_CATEGORY_RULES,
     MAX_RULESET_BYTES,
     REGENERATE,
     SCHEMA_PATH,
-    CategoryRule,
     OnNoCI,
     Ruleset,
     RulesetError,
-    classify,
     load_ruleset,
     schema_json,
 )
@@ -33,6 +31,7 @@ from app.domain.taxonomy import (
     SafetyProfile,
     TaskCategory,
 )
+from app.domain.test_integrity import DEFAULT_CI_PATHS, DEFAULT_TEST_PATHS, IntegrityRule
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -307,50 +306,6 @@ def test_error_format_matches_the_contract() -> None:
     assert caught.value.column == 9  # the key inside the flow mapping
 
 
-@pytest.mark.parametrize(
-    ("title", "description", "paths", "expected"),
-    [
-        ("Add login page", "", (), TaskCategory.SECURITY_AUTH),
-        ("Rotate API tokens", "", (), TaskCategory.SECURITY_AUTH),
-        ("Check permissions on delete", "", (), TaskCategory.SECURITY_AUTH),
-        ("Author page", "", (), TaskCategory.FEATURE),  # "auth" is a whole word only
-        ("Add a migration for users", "", (), TaskCategory.SCHEMA_CHANGE),
-        ("Update the DB Schema", "", (), TaskCategory.SCHEMA_CHANGE),
-        ("Rename across the code base", "", (), TaskCategory.CROSS_CUTTING_REFACTOR),
-        ("Refactor the worker", "", (), TaskCategory.REFACTOR),
-        ("Bulk update headers", "", (), TaskCategory.BULK_OPERATION),
-        ("Keep the plugin registry sorted", "", (), TaskCategory.INDEX_REGISTRY_MAINTENANCE),
-        ("Update the README", "", (), TaskCategory.DOCS),
-        ("Write docs for the API", "", (), TaskCategory.DOCS),
-        ("More tests for the parser", "", (), TaskCategory.TESTS),
-        ("Fix the crash on empty input", "", (), TaskCategory.BUGFIX),
-        ("Bug: wrong total", "", (), TaskCategory.BUGFIX),
-        ("Suffix rules", "", (), TaskCategory.FEATURE),  # "fix" inside a word does not count
-        ("Add a dashboard", "", (), TaskCategory.FEATURE),
-        ("Add a dashboard", "", ("app/migrations/0002_x.py",), TaskCategory.SCHEMA_CHANGE),
-        ("Add a dashboard", "", ("docs/guide.md",), TaskCategory.DOCS),
-        ("Add a dashboard", "", ("tests/test_ui.py",), TaskCategory.TESTS),
-        ("Add a dashboard", "Needs tests.", (), TaskCategory.TESTS),
-        ("Add a dashboard", "Behind the login.", ("docs/x.md",), TaskCategory.DOCS),  # paths first
-        ("Fix login", "", (), TaskCategory.SECURITY_AUTH),  # earlier rule wins
-        ("Write tests", "Change the schema.", (), TaskCategory.TESTS),  # the title wins
-    ],
-)
-def test_classify_default_table(
-    title: str, description: str, paths: tuple[str, ...], expected: TaskCategory
-) -> None:
-    assert classify(title, description, paths) is expected
-
-
-def test_classify_with_repository_rules() -> None:
-    rules = load_ruleset(FULL).categories.rules
-    assert classify("Update the handbook", "", (), rules) is TaskCategory.DOCS
-    assert classify("x", "", ("manual/a.txt",), rules) is TaskCategory.DOCS
-    assert classify("Add login", "", (), rules) is TaskCategory.FEATURE  # defaults replaced
-    assert classify("Add login", "") is TaskCategory.SECURITY_AUTH
-    assert DEFAULT_CATEGORY_RULES[0].category is TaskCategory.SECURITY_AUTH
-
-
 def test_committed_schema_is_current() -> None:
     committed = (ROOT / SCHEMA_PATH).read_text(encoding="utf-8")
     assert committed == schema_json(), f"{SCHEMA_PATH} is stale; regenerate it with: {REGENERATE}"
@@ -382,3 +337,42 @@ def test_docs_mention_every_key() -> None:
     leaves = [path.rsplit(".", 1)[-1] for path in _field_paths(Ruleset)]
     missing = [leaf for leaf in leaves if f"`{leaf}`" not in docs and f".{leaf}`" not in docs]
     assert missing == []
+
+
+def test_test_integrity_is_tuned_in_the_gate_section() -> None:
+    r = load_ruleset(
+        "gate:\n"
+        "  test_integrity:\n"
+        "    test_paths: [checks/**]\n"
+        "    disabled: [coverage_lowered, ci_loosened]\n"
+    )
+    integrity = r.gate.test_integrity
+    assert integrity.test_paths == ("checks/**",)
+    assert integrity.ci_paths == DEFAULT_CI_PATHS  # left out: the default list
+    policy = r.gate.policy_for(BuilderMode.SCAFFOLDING_HEAVY).integrity
+    assert policy.rules == {
+        IntegrityRule.TEST_DELETED,
+        IntegrityRule.TEST_SKIPPED,
+        IntegrityRule.ASSERTION_REMOVED,
+    }
+    assert Ruleset().gate.test_integrity.test_paths == DEFAULT_TEST_PATHS
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "gate:\n  test_integrity:\n    disabled: [test_skiped]\n",
+            "`.github/autopack.yml` line 3: gate.test_integrity.disabled[0]: Input should be",
+        ),
+        (
+            "gate:\n  test_integrity:\n    test_path: [x]\n",
+            "unknown key 'test_path' (did you mean 'test_paths'?)",
+        ),
+        ("gate:\n  test_integrity:\n    ci_paths: ['']\n", "gate.test_integrity.ci_paths[0]"),
+    ],
+)
+def test_test_integrity_errors_name_the_line(text: str, message: str) -> None:
+    with pytest.raises(RulesetError) as caught:
+        load_ruleset(text)
+    assert message in str(caught.value)

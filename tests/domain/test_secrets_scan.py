@@ -136,13 +136,11 @@ def test_hits_are_ordered_and_numbered() -> None:
     ]
 
 
-def test_scan_limit_and_undecodable_bytes() -> None:
+def test_scan_reads_past_undecodable_bytes() -> None:
     token = TOKENS["classic-pat"][0].encode()
     content = b"\xff\xfe\x00junk\n" * 10 + token
     assert len(scan(content)) == 1
-    assert scan(content, limit=len(content) - 1) == ()  # the token is cut: no match
-    assert scan(content, limit=0) == ()
-    assert scan(content, limit=-5) == ()
+    assert scan(content[:-1]) == ()  # the token is cut: no match
 
 
 def test_redact_masks_tokens_in_free_text() -> None:
@@ -150,6 +148,50 @@ def test_redact_masks_tokens_in_free_text() -> None:
     text = f"error: bad credentials for {token} (at line 3)"
     assert redact(text) == "error: bad credentials for ghp_**** (40 chars) (at line 3)"
     assert redact("nothing to hide here") == "nothing to hide here"
+
+
+PEM_BODY = "MIIEpAIBAAKCAQEA" + "q" * 48
+PEM_TEXT = (
+    "-----BEGIN RSA " + f"PRIVATE KEY-----\n{PEM_BODY}\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        (f"key:\n{PEM_TEXT}\nafter", "key:\n-----BEGIN … PRIVATE KEY----- (redacted)\nafter"),
+        # Escaped as in JSON, and cut before its footer: the body still goes.
+        (
+            "k=" + PEM_TEXT.replace("\n", "\\n").split("-----END")[0] + " and more words",
+            "k=-----BEGIN … PRIVATE KEY----- (redacted)\\n and more words",
+        ),
+        (
+            "code that names -----BEGIN RSA PRIVATE KEY----- x",
+            "code that names -----BEGIN … PRIVATE KEY----- (redacted) x",
+        ),
+        ('db password = "hunter22hunter"', 'db password = "**** (14 chars)"'),
+        ("password: '${DB_PASSWORD}'", "password: '${DB_PASSWORD}'"),  # a placeholder
+        ("nothing to hide", "nothing to hide"),
+    ],
+)
+def test_redact_masks_private_keys_and_passwords(text: str, redacted: str) -> None:
+    assert redact(text) == redacted
+    assert redact(redacted) == redacted  # idempotent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-----BEGIN RSA PRIVATE KEY-----" * 40_000,  # headers, never a footer
+        "-----BEGIN RSA PRIVATE KEY-----\n" + "A" * 19 + " " * 400_000,
+        "-----BEGIN RSA PRIVATE KEY-----" + "\\n" * 200_000,
+        "x -----BEGIN RSA PRIVATE KEY-----" * 20_000 + "-----END RSA PRIVATE KEY-----",
+    ],
+    ids=["headers", "short-body", "escaped-newlines", "one-footer-at-the-end"],
+)
+def test_pathological_keys_redact_in_linear_time(text: str) -> None:
+    # One footer search per text, and each body chunk consumed once: finishes at once.
+    assert "BEGIN RSA" not in redact(text)
 
 
 @pytest.mark.parametrize(

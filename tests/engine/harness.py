@@ -100,19 +100,24 @@ async def autopack(
     planner_env: dict[str, str] | None = None,
     auditor_env: dict[str, str] | None = None,
     ci_poll_seconds: float = 0.3,
+    builder_script: Path = BUILDER,
+    extra_files: dict[str, str] | None = None,
 ) -> AsyncIterator[Harness]:
     """A running Autopack; `planner_env` also configures the test planner (scripts/planner.py),
     `auditor_env` makes the `reviewer` auditor the recording one (scripts/recording_auditor.py).
+
+    `builder_script` serves as builder and (without `auditor_env`) as the "reviewer" auditor
+    profile; `extra_files` are added to the repository's first commit.
     """
     inst = sim.install("acme")
-    files = dict(FILES)
+    files = {**FILES, **(extra_files or {})}
     files[".github/autopack.yml"] = ruleset_text if ruleset_text is not None else ruleset()
     sim.create_repo(REPO, files, installation=inst, ci=ci if ci is not None else CIScript.pass_())
     sim.set_permission(REPO, "alice", "write")
     sim.set_permission(REPO, "mallory", "read")
     profile = BuilderProfile(
         backend="command",
-        command=[sys.executable, str(BUILDER)],
+        command=[sys.executable, str(builder_script)],
         timeout_seconds=120,
         env=builder_env or {},
     )

@@ -16,6 +16,7 @@ import gidgethub
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.engine.config_check import ConfigCheck
 from app.engine.driver import RunDriver
 from app.engine.executor import EngineExecutor
 from app.engine.intake import router as installation_router
@@ -85,7 +86,7 @@ async def running_engine(
             )
             lease = timedelta(seconds=settings.lease_seconds)
             driver = RunDriver(store, queue, executor, owner=worker_name(), lease=lease)
-            dispatch = _both(dispatch, intake, run_wake)
+            dispatch = _both(dispatch, intake, ConfigCheck(settings, app), run_wake)
         inbox = Inbox(engine)
         inbox_worker = InboxWorker(
             inbox, dispatch, inbox_wake, lease=timedelta(seconds=settings.lease_seconds)
@@ -105,10 +106,13 @@ async def running_engine(
                 log.error("a worker task did not stop in time: %s", task.get_name())
 
 
-def _both(installations: Dispatch, intake: RunIntake, run_wake: asyncio.Event) -> Dispatch:
+def _both(
+    installations: Dispatch, intake: RunIntake, config_check: ConfigCheck, run_wake: asyncio.Event
+) -> Dispatch:
     async def dispatch(delivery: InboxDelivery) -> None:
         await installations(delivery)
         await intake.handle(delivery)
+        await config_check.handle(delivery)
         run_wake.set()
 
     return dispatch

@@ -82,6 +82,7 @@ async def autopack(
     ruleset_text: str | None = None,
     builder_env: dict[str, str] | None = None,
     planner_env: dict[str, str] | None = None,
+    builder_name: str = "default",
 ) -> AsyncIterator[Harness]:
     """A running Autopack; `planner_env` also configures the test planner (scripts/planner.py)."""
     inst = sim.install("acme")
@@ -112,7 +113,7 @@ async def autopack(
         data_dir=data_dir,
         ci_poll_seconds=0.3,
         operator=OperatorConfig(
-            builders={"default": profile, **planners},
+            builders={builder_name: profile, **planners},
             auditors={"reviewer": profile},
             planner="planner" if planners else None,
         ),

@@ -75,6 +75,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/repos/{owner}/{repo}/commits/{ref}/check-runs", "200"),
     ("GET", "/repos/{owner}/{repo}/commits/{ref}/check-suites", "200"),
     ("GET", "/repos/{owner}/{repo}/check-suites/{check_suite_id}", "200"),
+    ("POST", "/app-manifests/{code}/conversions", "201"),
+    ("PATCH", "/app/hook/config", "200"),
 )
 
 _DROP = frozenset({"description", "example", "examples", "externalDocs", "summary"})

@@ -33,7 +33,8 @@ class StartupError(Exception):
     """A reason not to start, said in one line."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: subcommands and their options."""
     parser = argparse.ArgumentParser(prog="autopack", description=__doc__)
     parser.add_argument("--version", action="version", version=f"autopack {installed_version()}")
     commands = parser.add_subparsers(dest="command")
@@ -53,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     command = args.command or "serve"
     try:
         settings = load_settings()
@@ -157,7 +158,7 @@ def _registration(settings: Settings) -> SetupFlow | None:
     return SetupFlow(manifest, settings.github_api_url, Path(".env"), os.environ)
 
 
-def next_steps(settings: Settings, setup_url: str | None) -> list[str]:
+def next_steps(settings: Settings, setup_url: str | None, *, web: bool = True) -> list[str]:
     """What is missing before Autopack can work, each as what to do about it."""
     steps = []
     if settings.app_id is None:
@@ -165,9 +166,9 @@ def next_steps(settings: Settings, setup_url: str | None) -> list[str]:
         steps.append(f"register the GitHub App: {where} `autopack setup` (or set APP_ID)")
     elif settings.private_key is None:
         steps.append("set PRIVATE_KEY or PRIVATE_KEY_PATH to the App's private key")
-    if settings.app_id is not None and settings.webhook_secret is None:
+    if web and settings.app_id is not None and settings.webhook_secret is None:
         steps.append("set WEBHOOK_SECRET to the App's webhook secret: until then deliveries fail")
-    if settings.api_token is None:
+    if web and settings.api_token is None:
         steps.append("set AUTOPACK_API_TOKEN to sign in to the dashboard and the API")
     if not settings.operator.builders:
         steps.append("define a builder profile in the AUTOPACK_CONFIG file (docs/builders.md)")
@@ -197,7 +198,7 @@ async def _run_worker(settings: Settings) -> None:
         ):
             where = f" (metrics and health on port {settings.metrics_port})"
             print(f"autopack: worker running{where if settings.metrics_port else ''}", flush=True)
-            for step in next_steps(settings, None):
+            for step in next_steps(settings, None, web=False):
                 print(f"autopack: next: {step}", flush=True)
             await _until_stopped()
     finally:

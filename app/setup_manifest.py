@@ -58,7 +58,7 @@ class RegisteredApp:
                 owner=str((data.get("owner") or {}).get("login", "")),
                 html_url=str(data["html_url"]),
                 client_id=str(data["client_id"]),
-                webhook_secret=data.get("webhook_secret") or None,
+                webhook_secret=str(data["webhook_secret"]) if data.get("webhook_secret") else None,
                 pem=str(data["pem"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError):

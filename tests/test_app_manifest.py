@@ -137,7 +137,7 @@ def _text(node: ast.AST) -> str | None:
 def _normalise(path: str) -> str:
     """`{}/git/commits/{}`, `{}/repos/{}/tarball/{}` and `/repos/{owner}/{repo}/x{?y}` alike."""
     path = re.sub(r"\{\?[^}]*\}", "", path).split("?")[0]
-    path = re.sub(r"^\{\}(?=/repos/)", "", path)  # the API base URL
+    path = re.sub(r"^\{\}(?=/repos/|/app\b|/installation\b)", "", path)  # the API base URL
     path = re.sub(r"^/repos/\{[^}]*\}(/\{[^}]*\})?", "/repos/X/X", path)
     path = re.sub(r"^\{\}(?=/)", "/repos/X/X", path)  # a stored repository prefix
     return re.sub(r"\{[^}]*\}", "X", path)
@@ -207,6 +207,7 @@ def test_the_scan_sees_the_calls_it_is_about() -> None:
     assert ("POST", "/repos/X/X/git/refs") in calls  # an f-string on a stored repo prefix
     assert ("ANY", "/repos/X/X/tarball/X") in calls  # a URL built for a download
     assert ("GRAPHQL", "markPullRequestReadyForReview") in calls
+    assert ("ANY", "/app") in calls  # the readiness check: `{base}/app` with the App's JWT
 
 
 def test_every_permission_the_code_needs_is_declared_and_none_besides() -> None:

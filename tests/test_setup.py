@@ -376,3 +376,34 @@ def test_write_env_keeps_other_lines_and_drops_every_line_of_replaced_keys(tmp_p
     assert env_file.read_text().startswith("# comment\n")
     assert "AAAA" not in env_file.read_text()
     assert set(REGISTRATION_KEYS) >= {"APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH"}
+
+
+async def test_the_page_warns_about_localhost_and_refuses_over_existing_keys(
+    tmp_path: Path, aiohttp_server: Any
+) -> None:
+    manifest = load_manifest(ROOT / "app.yml")
+    local = SetupFlow(manifest, "https://api.github.com", tmp_path / ".env", {})
+    local.public_url = "http://localhost:8000"
+    public = SetupFlow(manifest, "https://api.github.com", tmp_path / ".env", {})
+    public.public_url = "https://autopack.example.com"
+    pages = []
+    async with aiohttp.ClientSession() as session:
+        for flow in (local, public):
+            server = await aiohttp_server(standalone(flow))
+            async with session.get(str(server.make_url("/setup"))) as response:
+                assert response.status == 200
+                assert (
+                    "form-action 'self' https://github.com"
+                    in (response.headers["Content-Security-Policy"])
+                )
+                pages.append(await response.text())
+        assert "GitHub cannot deliver webhooks to localhost" in pages[0]
+        assert "GitHub cannot deliver webhooks to localhost" not in pages[1]
+        assert "https://autopack.example.com/api/github/webhooks" in pages[1]
+        assert forms_of(pages[1])[0][1].startswith("https://github.com/settings/apps/new?state=")
+        (tmp_path / ".env").write_text("PRIVATE_KEY_PATH=/keys/app.pem\n")
+        async with session.get(str(server.make_url("/setup"))) as response:
+            assert response.status == 409
+            text = await response.text()
+    assert "already sets PRIVATE_KEY_PATH" in text
+    assert not [form for form in forms_of(text) if form[0] == "post"]

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import jinja2
@@ -151,19 +152,19 @@ async def setup_page(request: web.Request) -> web.Response:
         return _render(request, 409, blocking=blocking, env_file=flow.env_file)
     base = _base_url(request, flow)
     manifest = manifest_for(flow.manifest, base, flow.webhook_url, flow.name)
-    web = web_url(flow.api_url)
+    github = web_url(flow.api_url)
     org = request.query.get("org", "").strip() or None
+    hook_host = urlsplit(manifest["hook_attributes"]["url"]).hostname or ""
     return _render(
         request,
-        form_action=web,
+        form_action=github,
         manifest=manifest,
         manifest_json=_json(manifest),
-        user_action=registration_url(web, flow.state, None),
+        user_action=registration_url(github, flow.state, None),
         org=org,
-        org_action=registration_url(web, flow.state, org) if org else None,
-        github=web,
-        local_hook="//localhost" in manifest["hook_attributes"]["url"]
-        or "//127.0.0.1" in manifest["hook_attributes"]["url"],
+        org_action=registration_url(github, flow.state, org) if org else None,
+        github=github,
+        local_hook=hook_host in ("localhost", "127.0.0.1", "::1"),
     )
 
 

@@ -311,9 +311,11 @@ async def test_the_start_page_registers_while_app_id_is_unset(
         async with session.get(f"{base}/", allow_redirects=False) as response:
             assert (response.status, response.headers["Location"]) == (302, "/setup")
         # A callback this page did not start is refused before GitHub is asked anything.
-        async with session.get(f"{base}/setup/callback?code=abc&state=forged") as response:
-            assert response.status == 400
-            assert "not started on this page" in await response.text()
+        for forged in ("forged", "%C3%A9t%C3%A9", ""):
+            url = f"{base}/setup/callback?code=abc&state={forged}"
+            async with session.get(url) as response:
+                assert response.status == 400
+                assert "not started on this page" in await response.text()
         assert fakegithub.calls("POST", "/app-manifests") == []
         status, page = await register_in_browser(session, f"{base}/setup")
         assert status == 200, page

@@ -174,7 +174,8 @@ async def callback(request: web.Request) -> web.Response:
     async with flow.lock:
         if flow.result is not None:
             return _render(request, done=flow.result)
-        if not secrets.compare_digest(request.query.get("state", ""), flow.state):
+        given = request.query.get("state", "").encode()
+        if not secrets.compare_digest(given, flow.state.encode()):
             return _render(
                 request, 400, error="This registration was not started on this page: start again."
             )

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test demo lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,14 +18,18 @@ run: $(STAMP)
 	$(BIN)/autopack migrate
 	$(BIN)/autopack serve
 
+# A whole run against the bundled GitHub simulator, offline; the dashboard stays up until Ctrl-C.
+demo: $(STAMP)
+	$(BIN)/python -m demo
+
 test: $(STAMP)
-	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff check app tests bench demo
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check app tests bench
-	$(BIN)/ruff format --check app tests bench
+	$(BIN)/ruff check app tests bench demo
+	$(BIN)/ruff format --check app tests bench demo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

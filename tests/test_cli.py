@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +19,7 @@ from alembic.script import ScriptDirectory
 
 from app.store.migrate import MIGRATIONS_DIR
 from app.web.signature import sign
-from tests.conftest import POSTGRES_URL, reset_postgres
+from tests.conftest import POSTGRES_URL, load_payload, reset_postgres
 from tests.engine.processes import free_port
 from tests.web.helpers import SECRET
 
@@ -123,3 +127,132 @@ async def test_serve_without_webhook_secret_refuses_deliveries(tmp_path: Path) -
     refused = [line for line in lines if line.get("delivery") == "d-1"]
     assert refused[0]["outcome"] == "refused_no_secret"
     assert (tmp_path / "autopack.db").exists()  # serve migrated the embedded SQLite itself
+
+
+def test_version(tmp_path: Path) -> None:
+    result = _run(tmp_path, "--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"autopack {importlib.metadata.version('autopack')}"
+
+
+@pytest.mark.parametrize(
+    ("command", "setting"), [("serve", "PORT"), ("worker", "AUTOPACK_METRICS_PORT")]
+)
+def test_a_busy_port_is_one_line_and_exit_2(tmp_path: Path, command: str, setting: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))  # noqa: S104 - as the server would
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run(tmp_path, command, **{setting: str(port)})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"autopack: port {port} is already in use: stop what listens there, or set {setting} "
+        "to another port"
+    )
+    assert "Traceback" not in result.stderr
+
+
+async def _spawn(tmp_path: Path, command: str, **env: str) -> asyncio.subprocess.Process:
+    """`autopack COMMAND` in the background, its first line (it is listening) read."""
+    process = await asyncio.create_subprocess_exec(
+        AUTOPACK,
+        command,
+        cwd=tmp_path,
+        env=_env(tmp_path, **env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    first = await asyncio.wait_for(process.stdout.readline(), 30)
+    assert first.startswith(b"autopack: listening on "), first
+    return process
+
+
+async def test_start_says_where_it_listens_and_what_to_do_next(tmp_path: Path) -> None:
+    port = free_port()
+    process = await _spawn(tmp_path, "serve", PORT=str(port))
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/", allow_redirects=False) as response,
+        ):
+            assert (response.status, response.headers["Location"]) == (302, "/setup")
+        process.send_signal(signal.SIGTERM)
+        rest, _ = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0  # a container's stop is clean
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    url = f"http://localhost:{port}"
+    assert rest.decode().splitlines() == [
+        f"autopack: next: register the GitHub App: open {url}/ in a browser, or run "
+        "`autopack setup` (or set APP_ID)",
+        "autopack: next: set AUTOPACK_API_TOKEN to sign in to the dashboard and the API",
+        "autopack: next: define a builder profile in the AUTOPACK_CONFIG file (docs/builders.md)",
+    ]
+
+
+# -- autopack receive ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "env", "message"),
+    [
+        (None, {"WEBHOOK_SECRET": SECRET}, "cannot read missing.json: No such file or directory"),
+        (b'{"action": "opened",}', {"WEBHOOK_SECRET": SECRET}, "is not valid JSON: Expecting"),
+        (b"[1, 2]", {"WEBHOOK_SECRET": SECRET}, "holds JSON, but not an object"),
+        (b'{"action": "opened"}', {}, "WEBHOOK_SECRET is not set: it signs the payload"),
+    ],
+)
+def test_receive_refuses_bad_input_in_one_line(
+    tmp_path: Path, payload: bytes | None, env: dict[str, str], message: str
+) -> None:
+    name = "missing.json"
+    if payload is not None:
+        name = "payload.json"
+        (tmp_path / name).write_bytes(payload)
+    result = _run(tmp_path, "receive", "issues", name, **env)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("autopack: ")
+    assert message in line
+
+
+def test_receive_says_when_nothing_listens(tmp_path: Path) -> None:
+    (tmp_path / "ping.json").write_text('{"zen": "Keep it logically awesome."}')
+    port = free_port()
+    result = _run(tmp_path, "receive", "ping", "ping.json", WEBHOOK_SECRET=SECRET, PORT=str(port))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"autopack: cannot reach http://localhost:{port}/api/github/webhooks: Connection refused "
+        "(is Autopack running? `autopack serve`)"
+    )
+
+
+async def test_receive_signs_and_posts_a_saved_payload(tmp_path: Path) -> None:
+    port = free_port()
+    server = await _spawn(tmp_path, "web", PORT=str(port), WEBHOOK_SECRET=SECRET)
+    try:
+        payload = tmp_path / "labeled.json"
+        payload.write_text(json.dumps(load_payload("issues.labeled")))
+        url = f"http://127.0.0.1:{port}/api/github/webhooks"
+        send = ("receive", "issues", str(payload), "--url", url)
+        runs = [
+            await asyncio.to_thread(_run, tmp_path, *send, WEBHOOK_SECRET=SECRET) for _ in range(2)
+        ]
+        wrong = await asyncio.to_thread(_run, tmp_path, *send, WEBHOOK_SECRET="x" * 30)
+    finally:
+        server.terminate()
+        await server.wait()
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+        assert re.fullmatch(
+            r"autopack: issues delivery [0-9a-f-]{36} -> HTTP 202 (queued: delivery stored|"
+            r"ignored: issues\.labeled cannot drive a run)\n",
+            run.stdout,
+        ), run.stdout
+    # Each replay is a fresh delivery, never a duplicate of the last.
+    assert runs[0].stdout.split()[3] != runs[1].stdout.split()[3]
+    assert wrong.returncode == 1
+    assert "HTTP 401 refused: missing or invalid X-Hub-Signature-256" in wrong.stdout

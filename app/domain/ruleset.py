@@ -42,6 +42,8 @@ RULESET_PATH = ".github/autopack.yml"
 MAX_RULESET_BYTES = 64 * 1024
 MAX_DEPTH = 32
 SCHEMA_PATH = "docs/autopack.schema.json"
+# Where editors fetch the schema (`# yaml-language-server: $schema=<SCHEMA_ID>` in the file).
+SCHEMA_ID = "https://raw.githubusercontent.com/autopack/autopack/main/docs/autopack.schema.json"
 REGENERATE = ".venv/bin/python -m app.domain.ruleset_schema"
 
 Positive = Annotated[int, Field(gt=0)]
@@ -385,6 +387,7 @@ def schema_json() -> str:
     """The ruleset's JSON Schema as written to docs/autopack.schema.json."""
     schema = Ruleset.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = SCHEMA_ID
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
@@ -426,8 +429,34 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 def load_ruleset(text: str | bytes | None, path: str = RULESET_PATH) -> Ruleset:
     """Validate the ruleset file's content (None: the file is absent, so all defaults)."""
-    if text is None:
+    root, data = _compose(text, path)
+    if root is None:
         return Ruleset()
+    try:
+        return Ruleset.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(path, root, exc.errors()[0]) from None
+
+
+def ruleset_errors(text: str | bytes | None, path: str = RULESET_PATH) -> list[RulesetError]:
+    """Every problem in the file, in order (a YAML error hides what follows it); [] if valid."""
+    try:
+        root, data = _compose(text, path)
+    except RulesetError as exc:
+        return [exc]
+    if root is None:
+        return []
+    try:
+        Ruleset.model_validate(data)
+    except ValidationError as exc:
+        return [_validation_error(path, root, error) for error in exc.errors()]
+    return []
+
+
+def _compose(text: str | bytes | None, path: str) -> tuple[yaml.Node | None, Any]:
+    """The YAML root node and its data, checked for safety; (None, None) means all defaults."""
+    if text is None:
+        return None, None
     raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
     if len(raw) > MAX_RULESET_BYTES:
         raise RulesetError(path, None, None, f"larger than {MAX_RULESET_BYTES} bytes")
@@ -444,7 +473,7 @@ def load_ruleset(text: str | bytes | None, path: str = RULESET_PATH) -> Ruleset:
     try:
         root = loader.get_single_node()
         if root is None:
-            return Ruleset()  # empty or only comments
+            return None, None  # empty or only comments
         _check_keys(root)
         data = loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
@@ -458,13 +487,10 @@ def load_ruleset(text: str | bytes | None, path: str = RULESET_PATH) -> Ruleset:
     finally:
         loader.dispose()
     if data is None:
-        return Ruleset()  # an explicitly empty document ("---")
+        return None, None  # an explicitly empty document ("---")
     if not isinstance(data, dict):
         raise _at(path, root.start_mark, "the top level must be a mapping of keys to values")
-    try:
-        return Ruleset.model_validate(data)
-    except ValidationError as exc:
-        raise _validation_error(path, root, exc.errors()[0]) from None
+    return root, data
 
 
 def _check_keys(node: yaml.Node) -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from app.domain.ruleset import RULESET_PATH
+
 RUN_LABEL = "autopack:run"
 CANCEL_LABEL = "autopack:cancel"
 RETRY_ACTION = "autopack-retry"
@@ -70,10 +72,13 @@ def may_matter(event: str, payload: Mapping[str, Any], app_id: int | None) -> bo
 
     The web endpoint uses it to leave out, before storing, the echoes of Autopack's own work
     (its labels, comments, pull request and check runs) and other apps' check runs being
-    created: most of a run's webhooks. It is a superset of what `classify` and the CI wake act on
-    (installation events always matter), so it changes no decision, only where it is made.
+    created: most of a run's webhooks. It is a superset of what `classify`, the CI wake and the
+    config check act on (installation events always matter), so it changes no decision, only
+    where it is made.
     """
     action = payload.get("action")
+    if event in ("push", "pull_request"):
+        return config_change(event, payload) is not None
     if event == "check_run":
         if action == "requested_action":
             return True
@@ -94,6 +99,48 @@ def may_matter(event: str, payload: Mapping[str, Any], app_id: int | None) -> bo
             return False
         return _COMMAND.search(str(comment.get("body", ""))) is not None
     return event in ("installation", "installation_repositories")
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """A commit whose `.github/autopack.yml` may have changed; `base_sha` set when unsure."""
+
+    repository: str
+    sha: str
+    base_sha: str | None = None
+
+
+def config_change(event: str, payload: Mapping[str, Any]) -> ConfigChange | None:
+    """The commit to check the repository's ruleset on, if a push or pull request touched it.
+
+    A push lists the files of its commits, so it is decided here. A pull request from a fork
+    lists none (and sends no push to this repository), so its head is compared with its base at
+    the edge; a pull request inside the repository is left to the push of its branch.
+    """
+    repository = str((payload.get("repository") or {}).get("full_name", ""))
+    if event == "push":
+        after = payload.get("after")
+        ref = str(payload.get("ref", ""))
+        if payload.get("deleted") or not ref.startswith("refs/heads/"):
+            return None
+        commits = payload.get("commits")
+        touched = any(
+            RULESET_PATH in (commit.get(kind) or ())
+            for commit in (commits if isinstance(commits, list) else ())
+            if isinstance(commit, dict)
+            for kind in ("added", "modified", "removed")
+        )
+        return ConfigChange(repository, after) if touched and isinstance(after, str) else None
+    if event == "pull_request" and payload.get("action") in ("opened", "reopened", "synchronize"):
+        pull = payload.get("pull_request") or {}
+        head, base = pull.get("head") or {}, pull.get("base") or {}
+        head_repo = str((head.get("repo") or {}).get("full_name", ""))
+        if not head_repo or head_repo == repository:
+            return None
+        sha, base_sha = head.get("sha"), base.get("sha")
+        if isinstance(sha, str) and isinstance(base_sha, str):
+            return ConfigChange(repository, sha, base_sha)
+    return None
 
 
 def classify(event: str, payload: Mapping[str, Any], me: Identity) -> Trigger:

@@ -13,6 +13,7 @@ from app.config import Settings
 from app.domain import report_markdown as md
 from app.domain.backlog import Backlog
 from app.domain.compiler import OperatorCaps, RunIdentity, compile_strategy
+from app.domain.config_feedback import missing_default_builder
 from app.domain.plan import MAX_BODY_BYTES, has_checklist, parse_plan, select_for_run
 from app.domain.ruleset import RULESET_PATH, RulesetError, load_ruleset
 from app.domain.strategy import Strategy
@@ -81,10 +82,13 @@ async def plan_run(
         return Planned(None, problem, issue.title, head.branch)
 
     try:
-        ruleset = load_ruleset(await read_file(gh, repo, RULESET_PATH, head.sha, MAX_RULESET_BYTES))
+        text = await read_file(gh, repo, RULESET_PATH, head.sha, MAX_RULESET_BYTES)
+        ruleset = load_ruleset(text)
     except (RulesetError, FileTooLarge, NotAFile) as exc:
         return refuse(str(exc))
     operator = settings.operator
+    if text is None and ruleset.builder not in operator.builders:
+        return refuse(missing_default_builder(operator.builders))
     if ruleset.builder not in operator.builders:
         return refuse(
             f"{RULESET_PATH} names builder profile {ruleset.builder!r}, which the operator has "

@@ -16,6 +16,7 @@ import gidgethub
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.engine.config_check import ConfigCheck
 from app.engine.driver import RunDriver
 from app.engine.executor import EngineExecutor
 from app.engine.intake import router as installation_router
@@ -122,7 +123,7 @@ async def running_engine(
                 for slot in range(settings.worker_concurrency)
             ]
             await _take_back_dead_leases(queue)
-            dispatch = _both(dispatch, intake, run_wake)
+            dispatch = _both(dispatch, intake, ConfigCheck(settings, app), run_wake)
         inbox = Inbox(engine)
         inbox_worker = InboxWorker(
             inbox, dispatch, inbox_wake, lease=timedelta(seconds=settings.lease_seconds)
@@ -172,10 +173,13 @@ def _alive(pid_text: str) -> bool:
     return True
 
 
-def _both(installations: Dispatch, intake: RunIntake, run_wake: Wakeup) -> Dispatch:
+def _both(
+    installations: Dispatch, intake: RunIntake, config_check: ConfigCheck, run_wake: Wakeup
+) -> Dispatch:
     async def dispatch(delivery: InboxDelivery) -> None:
         await installations(delivery)
         await intake.handle(delivery)
+        await config_check.handle(delivery)
         run_wake.set()
 
     return dispatch

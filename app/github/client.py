@@ -11,7 +11,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import http
-import importlib.metadata
 import logging
 import random
 import time
@@ -25,7 +24,7 @@ import gidgethub
 import gidgethub.aiohttp
 from gidgethub import sansio
 
-from app import metrics
+from app import installed_version, metrics
 from app.github.auth import (
     DEFAULT_REFRESH_MARGIN,
     GitHubAuthError,
@@ -83,11 +82,7 @@ class RateLimited(gidgethub.HTTPException):
 
 def default_user_agent() -> str:
     """`autopack/<installed version>`, as GitHub asks every client to identify itself."""
-    try:
-        version = importlib.metadata.version("autopack")
-    except importlib.metadata.PackageNotFoundError:
-        version = "0+unknown"
-    return f"autopack/{version}"
+    return f"autopack/{installed_version()}"
 
 
 class RetryingGitHubAPI(gidgethub.aiohttp.GitHubAPI):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,9 +15,12 @@ from app.store.db import create_engine
 from app.store.inbox import Inbox
 from app.store.inbox_writer import InboxWriter
 from app.web import api, dashboard, health, metrics, webhooks
+from app.web import setup as setup_pages
 from app.web.keys import ENGINE, INBOX, INBOX_WAKE, INBOX_WRITER, SETTINGS
+from app.web.setup import SetupFlow
 
 log = logging.getLogger("autopack.web")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def create_app(
@@ -26,24 +29,37 @@ def create_app(
     engine: AsyncEngine | None = None,
     with_worker: bool = True,
     clock: Callable[[], float] | None = None,
+    setup: SetupFlow | None = None,
 ) -> web.Application:
     """Build the web application; `with_worker` also runs the inbox worker in this process.
 
-    `clock` (epoch seconds) drives the runs' deadlines; tests pass one to let time pass.
+    `clock` (epoch seconds) drives the runs' deadlines; tests pass one to let time pass. With
+    `setup` (while APP_ID is unset) the registration pages are served and `/` leads there.
     """
-    app = web.Application(client_max_size=webhooks.MAX_BODY_BYTES)
+    middlewares = [_start_at_setup] if setup is not None else []
+    app = web.Application(client_max_size=webhooks.MAX_BODY_BYTES, middlewares=middlewares)
     app[SETTINGS] = settings
     app[INBOX_WAKE] = asyncio.Event()
     app.cleanup_ctx.append(_database(engine))
     if with_worker:
         app.cleanup_ctx.append(_worker(clock))
     app.router.add_post("/api/github/webhooks", webhooks.receive)
-    app.router.add_get("/health", health.health)
+    health.setup(app)
     metrics.setup(app)
     api.setup(app)
     dashboard.setup(app)
+    if setup is not None:
+        setup_pages.add_routes(app, setup)
     app.on_startup.append(_announce)
     return app
+
+
+@web.middleware
+async def _start_at_setup(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """While the App is not registered, the start page is the registration page."""
+    if request.path == "/" and request.method in ("GET", "HEAD"):
+        raise web.HTTPFound(request.app.router["setup"].url_for())
+    return await handler(request)
 
 
 def _database(engine: AsyncEngine | None) -> Callable[[web.Application], AsyncIterator[None]]:

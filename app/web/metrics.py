@@ -3,7 +3,7 @@
 No authentication: the endpoint is for a scraper on the private network. It carries counts,
 durations, installation ids and rate-limit numbers, never secrets, run ids or repository
 names; firewall it if even that should stay inside. `autopack worker` has no web server, so
-`worker_metrics` serves /metrics and /health on `AUTOPACK_METRICS_PORT` when it is set.
+`worker_metrics` serves /metrics, /health and /health/ready on `AUTOPACK_METRICS_PORT` when set.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import metrics
 from app.config import Settings
+from app.listen import bind
 from app.store.db import as_utc
 from app.store.models import InboxRow, JobRow, RunRow
 from app.web import health
@@ -88,7 +89,7 @@ def setup(app: web.Application) -> None:
 
 @contextlib.asynccontextmanager
 async def worker_metrics(settings: Settings, engine: AsyncEngine) -> AsyncIterator[None]:
-    """Serve /metrics and /health on AUTOPACK_METRICS_PORT while the worker runs (if set)."""
+    """Serve /metrics and the health checks on AUTOPACK_METRICS_PORT while the worker runs."""
     if settings.metrics_port is None:
         yield
         return
@@ -96,11 +97,12 @@ async def worker_metrics(settings: Settings, engine: AsyncEngine) -> AsyncIterat
     app[SETTINGS] = settings
     app[ENGINE] = engine
     setup(app)
-    app.router.add_get("/health", health.health)
+    health.setup(app)
+    sock = bind(settings.metrics_port, "AUTOPACK_METRICS_PORT")
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, port=settings.metrics_port).start()
+        await web.SockSite(runner, sock).start()
         log.info("worker metrics on port %d", settings.metrics_port)
         yield
     finally:

@@ -23,7 +23,7 @@ from app.web.readmodel import (
 Schema = dict[str, Any]
 
 # Paths of the app that this document leaves out on purpose (not operator API).
-UNDOCUMENTED = ("/api/github/webhooks", "/health", "/metrics", "/")
+UNDOCUMENTED = ("/api/github/webhooks", "/health", "/health/ready", "/metrics", "/")
 
 STR: Schema = {"type": "string"}
 INT: Schema = {"type": "integer", "minimum": 0}

@@ -19,17 +19,18 @@ from app.web.keys import INBOX_WAKE, INBOX_WRITER, SETTINGS
 log = logging.getLogger("autopack.webhooks")
 
 MAX_BODY_BYTES = 25 * 1024 * 1024
-# Events some part of Autopack acts on; anything else is acknowledged and dropped.
+# Events some part of Autopack acts on; anything else is acknowledged and dropped. app.yml
+# subscribes to exactly these (less the installation events GitHub sends every App anyway).
 HANDLED_EVENTS = frozenset(
     {
         "check_run",
-        "check_suite",
         "installation",
         "installation_repositories",
         "issue_comment",
         "issues",
         "pull_request",
         "status",
+        "push",
     }
 )
 

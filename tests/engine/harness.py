@@ -102,6 +102,7 @@ async def autopack(
     ci_poll_seconds: float = 0.3,
     builder_script: Path = BUILDER,
     extra_files: dict[str, str] | None = None,
+    builder_name: str = "default",
 ) -> AsyncIterator[Harness]:
     """A running Autopack; `planner_env` also configures the test planner (scripts/planner.py),
     `auditor_env` makes the `reviewer` auditor the recording one (scripts/recording_auditor.py).
@@ -146,7 +147,7 @@ async def autopack(
         ci_poll_seconds=ci_poll_seconds,
         retry_backoff_seconds=0.05,
         operator=OperatorConfig(
-            builders={"default": profile, **planners},
+            builders={builder_name: profile, **planners},
             auditors={"reviewer": auditor},
             planner="planner" if planners else None,
         ),

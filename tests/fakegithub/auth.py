@@ -36,7 +36,11 @@ def _keypair() -> tuple[str, str]:
 
 
 def register_app(
-    world: World, slug: str, name: str, owner: str = "autopack-org"
+    world: World,
+    slug: str,
+    name: str,
+    owner: str = "autopack-org",
+    owner_type: str = "Organization",
 ) -> AppRegistration:
     """Create an app with the session key and a fresh webhook secret."""
     private, public = _keypair()
@@ -51,7 +55,7 @@ def register_app(
         owner_login=owner,
     )
     world.apps[app.id] = app
-    world.user(owner, "Organization")
+    world.user(owner, owner_type)
     world.bot(app)
     return app
 

@@ -77,9 +77,18 @@ def _commit(world: World, repo: Repo, commit: Commit) -> dict[str, Any]:
         "url": f"{render.HTML}/{repo.full_name}/commit/{commit.sha}",
         "author": person(commit.author.name, commit.author.email),
         "committer": person(commit.committer.name, commit.committer.email),
-        "added": [],
-        "removed": [],
-        "modified": [],
+        **_changed_files(repo, commit),
+    }
+
+
+def _changed_files(repo: Repo, commit: Commit) -> dict[str, list[str]]:
+    """added/removed/modified against the first parent, as a push payload lists them."""
+    now = repo.git.files_at(commit.sha)
+    before = repo.git.files_at(commit.parents[0]) if commit.parents else {}
+    return {
+        "added": sorted(set(now) - set(before)),
+        "removed": sorted(set(before) - set(now)),
+        "modified": sorted(path for path in set(now) & set(before) if now[path] != before[path]),
     }
 
 
@@ -89,9 +98,10 @@ def push(
     """push body for one ref change (before/after None when created/deleted)."""
     commits: list[dict[str, Any]] = []
     if after is not None:
-        stop = before
+        # A new branch lists only the commits no other branch has (GitHub's "distinct" ones).
+        known = {before} if before is not None else _on_other_branches(repo, ref)
         for commit in repo.commits(after)[:20]:
-            if commit.sha == stop:
+            if commit.sha in known:
                 break
             commits.append(_commit(world, repo, commit))
         commits.reverse()
@@ -110,6 +120,15 @@ def push(
         "commits": commits,
         "head_commit": commits[-1] if commits else None,
         "pusher": {"name": pusher.login, "email": f"{pusher.id}+{pusher.login}@users.noreply"},
+    }
+
+
+def _on_other_branches(repo: Repo, ref: str) -> set[str]:
+    return {
+        commit.sha
+        for name in repo.refs
+        if name != ref and name.startswith("refs/heads/")
+        for commit in repo.commits(name)
     }
 
 

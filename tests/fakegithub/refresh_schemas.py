@@ -81,6 +81,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/repos/{owner}/{repo}/actions/runs", "200"),
     ("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}", "200"),
     ("POST", "/repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs", "201"),
+    ("POST", "/app-manifests/{code}/conversions", "201"),
+    ("PATCH", "/app/hook/config", "200"),
 )
 
 _DROP = frozenset({"description", "example", "examples", "externalDocs", "summary"})

@@ -67,8 +67,9 @@ def user(world: World, u: User) -> dict[str, Any]:
 
 
 def app(world: World, a: AppRegistration) -> dict[str, Any]:
-    """integration."""
+    """integration (an app registered from a manifest has the manifest's permissions, events)."""
     owner = world.user(a.owner_login, "Organization")
+    manifest = world.app_manifests.get(a.id, {})
     return {
         "id": a.id,
         "slug": a.slug,
@@ -81,8 +82,8 @@ def app(world: World, a: AppRegistration) -> dict[str, Any]:
         "html_url": f"{HTML}/apps/{a.slug}",
         "created_at": "2024-01-01T00:00:00Z",
         "updated_at": "2024-01-01T00:00:00Z",
-        "permissions": dict(APP_PERMISSIONS),
-        "events": list(APP_EVENTS),
+        "permissions": dict(manifest.get("default_permissions") or APP_PERMISSIONS),
+        "events": list(manifest.get("default_events") or APP_EVENTS),
         "installations_count": len(world.installations_of(a.id)),
     }
 

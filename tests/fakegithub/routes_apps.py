@@ -1,7 +1,9 @@
-"""App-level routes: the app, installations, access tokens, webhook deliveries."""
+"""App-level routes: the app, installations, tokens, deliveries, hook config, manifest codes."""
 
 from __future__ import annotations
 
+import secrets
+import time
 from typing import Any
 
 from aiohttp import web
@@ -9,7 +11,15 @@ from aiohttp import web
 from tests.fakegithub import render
 from tests.fakegithub.auth import issue_token
 from tests.fakegithub.hooks import DeliveryRecord
-from tests.fakegithub.respond import JWT_APP, ApiError, actor, core_of, not_found, paginate
+from tests.fakegithub.respond import (
+    JWT_APP,
+    ApiError,
+    actor,
+    body_of,
+    core_of,
+    not_found,
+    paginate,
+)
 from tests.fakegithub.state import AppRegistration, iso_at
 
 routes = web.RouteTableDef()
@@ -165,3 +175,44 @@ async def redeliver(request: web.Request) -> web.Response:
         record.event, record.payload, guid=record.guid, redelivery=True
     )
     return web.json_response({}, status=202)
+
+
+@routes.post("/app-manifests/{code}/conversions")
+async def convert_manifest(request: web.Request) -> web.Response:
+    """POST /app-manifests/{code}/conversions: the app, its key and secrets; the code is spent."""
+    world = core_of(request).world
+    entry = world.manifest_codes.pop(request.match_info["code"], None)
+    if entry is None or entry.expires_at <= time.time():
+        not_found()
+    app = world.apps[entry.app_id]
+    body = render.app(world, app)
+    body.update(
+        client_id=app.client_id,
+        client_secret=secrets.token_hex(20),
+        webhook_secret=world.hook_configs[app.id]["secret"] or None,
+        pem=app.private_key_pem,
+    )
+    return web.json_response(body, status=201)
+
+
+_HOOK_CONFIG_KEYS = ("url", "content_type", "secret", "insecure_ssl")
+
+
+@routes.patch("/app/hook/config")
+async def update_hook_config(request: web.Request) -> web.Response:
+    """PATCH /app/hook/config (App JWT): the app's webhook URL, secret, content type."""
+    app = _app(request)
+    body = await body_of(request)
+    for key, value in body.items():
+        if key not in _HOOK_CONFIG_KEYS or not isinstance(value, str):
+            raise ApiError(422, "Invalid request.", [f"{key} is not a permitted string key"])
+    world = core_of(request).world
+    config = world.hook_configs.setdefault(
+        app.id,
+        {"url": "", "content_type": "json", "insecure_ssl": "0", "secret": app.webhook_secret},
+    )
+    config.update(body)
+    shown = {key: config[key] for key in ("url", "content_type", "insecure_ssl")}
+    if config["secret"]:
+        shown["secret"] = "********"  # GitHub never shows a secret back, only that there is one
+    return web.json_response(shown)

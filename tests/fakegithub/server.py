@@ -22,6 +22,7 @@ from tests.fakegithub import (
     routes_pulls,
     routes_repos,
     routes_statuses,
+    routes_web,
 )
 from tests.fakegithub.auth import AuthError, verify_jwt
 from tests.fakegithub.core import Actor, Core, RequestRecord
@@ -38,8 +39,9 @@ from tests.fakegithub.respond import (
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Routes that need no credentials (the tarball download URL carries its own token).
-PUBLIC_PREFIXES = ("/_codeload/",)
+# Routes that need no credentials: the tarball download URL carries its own token, the manifest
+# conversion its one-time code; the manifest flow's web pages stand for a signed-in browser.
+PUBLIC_PREFIXES = ("/_codeload/", "/app-manifests/", "/settings/apps/new", "/organizations/")
 
 
 # The "find the installation" lookups are App-JWT routes outside /app.
@@ -201,6 +203,7 @@ def build_app(core: Core) -> web.Application:
         routes_checks,
         routes_statuses,
         routes_actions,
+        routes_web,
     ):
         app.router.add_routes(module.routes)
     return app

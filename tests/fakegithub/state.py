@@ -312,6 +312,14 @@ class Repo:
         return max(self.issues, default=0) + 1
 
 
+@dataclass
+class ManifestCode:
+    """The one-hour, one-use `code` of the App manifest flow, for one registered app."""
+
+    app_id: int
+    expires_at: float
+
+
 class World:
     """Everything the simulated GitHub knows, plus id allocation."""
 
@@ -323,6 +331,13 @@ class World:
         self.tokens: dict[str, Token] = {}
         self.repos: dict[str, Repo] = {}
         self.downloads: dict[str, tuple[str, str]] = {}  # tarball token -> (full name, sha)
+        # The App manifest flow: pending codes, the manifest each app was registered from, each
+        # app's webhook configuration, and who is signed in on the web pages.
+        self.manifest_codes: dict[str, ManifestCode] = {}
+        self.app_manifests: dict[int, dict[str, Any]] = {}
+        self.hook_configs: dict[int, dict[str, str]] = {}
+        self.web_user = "octocat"
+        self.manifest_webhook_secrets = True  # False: conversions answer webhook_secret null
         self._ids: dict[str, Iterator[int]] = {}
 
     def next_id(self, kind: str) -> int:

@@ -201,6 +201,23 @@ async def _exercise_app_routes(sim: FakeGitHub, gh: Recorder) -> None:
     await gh.call("POST", f"/app/installations/{inst.id}/access_tokens", headers=headers)
     _, deliveries, _ = await gh.call("GET", "/app/hook/deliveries", headers=headers)
     await gh.call("GET", f"/app/hook/deliveries/{deliveries[0]['id']}", headers=headers)
+    # The manifest flow: the browser's form post, then the code exchanged for the new app.
+    manifest = {"name": "Fidelity", "url": "https://x.example", "redirect_url": "http://r.example/"}
+    async with gh.session.post(
+        f"{sim.url}/settings/apps/new?state=s1",
+        data={"manifest": json.dumps(manifest)},
+        allow_redirects=False,
+    ) as response:
+        location = response.headers["Location"]
+    code = location.split("code=")[1].split("&")[0]
+    _, created, _ = await gh.call("POST", f"/app-manifests/{code}/conversions", headers={})
+    new_jwt = get_jwt(app_id=str(created["id"]), private_key=created["pem"])
+    await gh.call(
+        "PATCH",
+        "/app/hook/config",
+        {"secret": "s" * 32},
+        headers={"Authorization": f"Bearer {new_jwt}"},
+    )
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from tests.fakegithub.scenario import FakeGitHub
 from tests.web.api_support import AUTH, TOKEN, api_client, real_runs, validator
 
 # Routes outside /api that must be either documented or excluded on purpose.
-TOP_LEVEL = ("/metrics", "/health", "/")
+TOP_LEVEL = ("/metrics", "/health", "/health/ready", "/")
 EXAMPLES = 100  # 2 x 100 cases take about 3 s: well under the 30 s allowed
 
 

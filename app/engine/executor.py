@@ -28,7 +28,9 @@ from app.agents.contract import (
 from app.agents.contract import BudgetsLeft as SpecBudgets
 from app.agents.files import ToolError, apply_patch
 from app.agents.openai_backend import ChatClient, OpenAIBuilder
+from app.agents.pids import discover_process_limit
 from app.agents.probes import ProbeSpec, probe_findings, run_probes
+from app.agents.sandbox import SandboxHost, SandboxUnavailable
 from app.agents.tarball import WorkspaceError
 from app.agents.workspace import TarballSource, Workspace
 from app.config import BuilderProfile, Settings
@@ -134,6 +136,7 @@ class EngineExecutor:
         self.app = app
         self.session = session
         self.backlogs = backlogs
+        self.sandbox = SandboxHost.from_settings(settings, discover_process_limit())
         self.ci = CIWatcher(app, settings, clock=clock)
         self.reporter = Reporter(app, settings, backlogs, progress)
         self.clock = self.ci.clock
@@ -167,6 +170,9 @@ class EngineExecutor:
         ctx = self.context(record, env)
         try:
             return await self._dispatch(ctx, env, effect)
+        except SandboxUnavailable as exc:  # fail closed: nothing ran unsandboxed
+            log.warning("sandbox failed", extra={"fields": {"run": record.id, "reason": str(exc)}})
+            return env, EnvironmentFailed(str(exc))
         except OUTSIDE_FAILURES as exc:
             reason = f"{type(effect).__name__} failed: {type(exc).__name__}: {_first_line(exc)}"
             log.warning("effect failed", extra={"fields": {"run": record.id, "reason": reason}})
@@ -240,8 +246,9 @@ class EngineExecutor:
     def _planner(self, ctx: RunContext) -> AskPlanner:
         """Ask the operator's planner profile for a plan, in the run's workspace (read-only)."""
         operator = self.settings.operator
-        assert operator.planner is not None
-        profile = operator.builders[operator.planner]
+        planner = operator.planner_profile()
+        assert planner is not None
+        name, profile = planner
 
         async def ask(title: str, body: str, head: str) -> PlannerAnswer:
             await ctx.workspace.ensure(head)
@@ -262,7 +269,7 @@ class EngineExecutor:
                 ),
             )
             try:
-                result = await self._profile_builder(profile).run(spec, ctx.workspace.tree)
+                result = await self._profile_builder(name, profile).run(spec, ctx.workspace.tree)
                 text = read_plan_file(ctx.workspace.tree)
             finally:
                 # Whatever the planner touched is thrown away: the first builder starts clean.
@@ -313,18 +320,18 @@ class EngineExecutor:
             feedback=effect.feedback,
         )
 
-    def _profile_builder(self, profile: BuilderProfile) -> Builder:
+    def _runner(self, name: str, profile: BuilderProfile) -> CommandRunner:
+        scratch = self.settings.data_dir / "scratch"
+        return CommandRunner(profile, scratch_root=scratch, sandbox=self.sandbox, name=name)
+
+    def _profile_builder(self, name: str, profile: BuilderProfile) -> Builder:
         if profile.backend == "command":
-            return CommandBuilder(
-                CommandRunner(profile, scratch_root=self.settings.data_dir / "scratch")
-            )
+            return CommandBuilder(self._runner(name, profile))
         return OpenAIBuilder(ChatClient(profile, self.session), profile)
 
-    def _profile_auditor(self, profile: BuilderProfile) -> Auditor:
+    def _profile_auditor(self, name: str, profile: BuilderProfile) -> Auditor:
         if profile.backend == "command":
-            return CommandAuditor(
-                CommandRunner(profile, scratch_root=self.settings.data_dir / "scratch")
-            )
+            return CommandAuditor(self._runner(name, profile))
         return OpenAIAuditor(ChatClient(profile, self.session), profile)
 
     async def _run_builder(
@@ -337,8 +344,9 @@ class EngineExecutor:
         head = env.state.head_sha
         assert head is not None, "a builder never runs before the branch exists"
         await ctx.workspace.ensure(head)
-        profile = self.settings.operator.builders[strategy.builder_profile]
-        result = await self._profile_builder(profile).run(
+        name = strategy.builder_profile
+        profile = self.settings.operator.builders[name]
+        result = await self._profile_builder(f"builders.{name}", profile).run(
             self._spec(strategy, phase, effect), ctx.workspace.tree
         )
         outcome = BuilderOutcome(result.outcome.value)
@@ -404,6 +412,7 @@ class EngineExecutor:
             ctx.workspace.tree,
             self.settings.operator,
             scratch_dir=self.settings.data_dir / "scratch" / ctx.record.id / "probes",
+            sandbox=self.sandbox,
         )
         return tuple(probe_findings(results))
 
@@ -461,7 +470,8 @@ class EngineExecutor:
             ci_failures=effect.feedback,
             profile=effect.auditor_profile.value,
         )
-        verdict = await self._profile_auditor(profile).review(request, ctx.workspace.tree)
+        auditor = self._profile_auditor(f"auditors.{name}", profile)
+        verdict = await auditor.review(request, ctx.workspace.tree)
         answer = AuditorVerdict(verdict.verdict.value)
         summary = verdict.summary or verdict.failure_reason or ""
         if verdict.verdict is Verdict.PATCH and verdict.patch:

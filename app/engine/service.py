@@ -15,6 +15,7 @@ import aiohttp
 import gidgethub
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.agents.sandbox_check import sandbox_report
 from app.config import Settings
 from app.engine.driver import RunDriver
 from app.engine.executor import EngineExecutor
@@ -83,6 +84,10 @@ async def running_engine(
                 backlogs=BacklogStore(engine),
                 progress=ProgressStore(engine),
             )
+            # Said once at start: which profiles cannot run, which run unsandboxed.
+            path = os.environ.get("PATH", os.defpath)
+            for level, line in await sandbox_report(settings, executor.sandbox, path):
+                log.log(level, "sandbox: %s", line)
             lease = timedelta(seconds=settings.lease_seconds)
             driver = RunDriver(store, queue, executor, owner=worker_name(), lease=lease)
             dispatch = _both(dispatch, intake, run_wake)

@@ -18,6 +18,7 @@ from app.store.runs import RunRecord, RunStore
 from app.web.app import create_app
 from tests.fakegithub.ci import CIScript
 from tests.fakegithub.scenario import FakeGitHub
+from tests.sandboxing import read_only_paths, require_bwrap
 
 REPO = "acme/widgets"
 BUILDER = Path(__file__).parent / "scripts" / "phase_builder.py"
@@ -82,19 +83,31 @@ async def autopack(
     ruleset_text: str | None = None,
     builder_env: dict[str, str] | None = None,
     planner_env: dict[str, str] | None = None,
+    builder_keys: dict[str, object] | None = None,
+    bwrap_path: Path | None = None,
 ) -> AsyncIterator[Harness]:
-    """A running Autopack; `planner_env` also configures the test planner (scripts/planner.py)."""
+    """A running Autopack; `planner_env` also configures the test planner (scripts/planner.py).
+
+    Profiles run sandboxed (the default) with the interpreter and the test scripts shown
+    read-only; `builder_keys` overrides the builder profile's keys (e.g. `sandbox = "none"`),
+    `bwrap_path` where the server looks for bubblewrap.
+    """
+    require_bwrap()
     inst = sim.install("acme")
     files = dict(FILES)
     files[".github/autopack.yml"] = ruleset_text if ruleset_text is not None else ruleset()
     sim.create_repo(REPO, files, installation=inst, ci=ci if ci is not None else CIScript.pass_())
     sim.set_permission(REPO, "alice", "write")
     sim.set_permission(REPO, "mallory", "read")
-    profile = BuilderProfile(
-        backend="command",
-        command=[sys.executable, str(BUILDER)],
-        timeout_seconds=120,
-        env=builder_env or {},
+    profile = BuilderProfile.model_validate(
+        {
+            "backend": "command",
+            "command": [sys.executable, str(BUILDER)],
+            "timeout_seconds": 120,
+            "env": builder_env or {},
+            "read_only": read_only_paths(),
+            **(builder_keys or {}),
+        }
     )
     planners = {}
     if planner_env is not None:
@@ -103,6 +116,7 @@ async def autopack(
             command=[sys.executable, str(PLANNER)],
             timeout_seconds=60,
             env=planner_env,
+            read_only=read_only_paths(),
         )
     settings = Settings(
         app_id=sim.app.id,
@@ -111,6 +125,7 @@ async def autopack(
         github_api_url=sim.url,
         data_dir=data_dir,
         ci_poll_seconds=0.3,
+        **({"bwrap_path": bwrap_path} if bwrap_path is not None else {}),
         operator=OperatorConfig(
             builders={"default": profile, **planners},
             auditors={"reviewer": profile},

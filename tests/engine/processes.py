@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import aiohttp
 from tests.engine.harness import BUILDER, FILES, REPO, ruleset
 from tests.fakegithub.ci import CIScript
 from tests.fakegithub.scenario import FakeGitHub
+from tests.sandboxing import read_only_paths
 
 AUTOPACK = str(Path(sys.executable).with_name("autopack"))
 
@@ -87,6 +89,7 @@ async def prepare(sim: FakeGitHub, tmp_path: Path, database_url: str) -> dict[st
     config = tmp_path / "autopack.toml"
     config.write_text(
         f'[builders.default]\nbackend = "command"\ncommand = ["{sys.executable}", "{BUILDER}"]\n'
+        f"read_only = {json.dumps(read_only_paths())}\n"
     )
     key = tmp_path / "app.pem"
     key.write_text(sim.app.private_key_pem)

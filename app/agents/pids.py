@@ -4,13 +4,15 @@ RLIMIT_NPROC is not enforced for root (the kernel lets the initial user's uid 0 
 inside a user namespace), so a worker running as root needs a cgroup to stop a fork bomb: each
 attempt gets a fresh child of the worker's own pids cgroup with `pids.max` set, joined by the
 child between fork and exec, emptied with SIGKILL and removed afterwards. That also proves the
-attempt left nothing running. Without a writable pids cgroup a non-root worker falls back to
+attempt left nothing running. A worker killed mid-attempt leaves an empty cgroup behind; the
+next worker to start removes it. Without a writable pids cgroup a non-root worker falls back to
 RLIMIT_NPROC; a root worker without one cannot limit processes, and says so at start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import resource
@@ -104,8 +106,18 @@ def discover_process_limit() -> ProcessLimit:
             AttemptCgroup.create(parent, 1).remove()
         except OSError:
             continue
+        _remove_abandoned(parent)
         return ProcessLimit(cgroup_parent=parent, use_rlimit=False)
     return ProcessLimit(cgroup_parent=None, use_rlimit=os.getuid() != 0)
+
+
+def _remove_abandoned(parent: Path) -> None:
+    """Remove the empty cgroups of workers that died mid-attempt (their pid is in the name)."""
+    for child in parent.glob("autopack-*-*"):
+        pid = child.name.split("-")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(OSError):  # not empty, or already gone: leave it
+                child.rmdir()
 
 
 @dataclass(frozen=True)

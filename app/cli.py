@@ -15,6 +15,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import installed_version, receive, setup_command
+from app.agents.sandbox import mark_non_dumpable
 from app.config import ConfigError, Settings, load_settings
 from app.engine.service import running_engine
 from app.listen import PortUnavailable, bind
@@ -68,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"autopack: database schema is up to date (revision {revision})")
             return 0
         asyncio.run(_check_schema(settings))
+        # A second layer under the sandbox: builders of the same user cannot read this
+        # process's memory or /proc/<pid>/environ, and it never dumps core.
+        if command != "web" and not mark_non_dumpable():
+            log.warning("could not mark the worker non-dumpable (prctl failed)")
         if command == "worker":
             asyncio.run(_run_worker(settings))
         else:

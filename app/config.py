@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,7 +36,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class BuilderProfile(_Strict):
+class SandboxKeys(_Strict):
+    """How the processes of a profile (or the probes) are contained; see docs/builders.md."""
+
+    sandbox: Literal["bwrap", "none"] = "bwrap"
+    read_only: list[str] = Field(default_factory=list)
+    read_write: list[str] = Field(default_factory=list)
+    network: bool = True
+    max_processes: Annotated[int, Field(gt=0)] = 512
+    max_file_mb: Annotated[int, Field(gt=0)] = 1024
+
+    @field_validator("read_only", "read_write")
+    @classmethod
+    def _absolute_paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/") or "\0" in path or os.path.normpath(path) != path:
+                raise ValueError(f"{path!r} must be an absolute path without '..', '.' or '//'")
+            if path == "/":
+                raise ValueError("'/' cannot be listed: the sandbox already shows it read-only")
+        return value
+
+
+SANDBOX_KEYS = frozenset(SandboxKeys.model_fields)
+
+
+class BuilderProfile(SandboxKeys):
     """A way to run a coding agent, defined by the operator (never by a repository)."""
 
     backend: Literal["command", "openai"]
@@ -63,6 +88,9 @@ class BuilderProfile(_Strict):
             raise ValueError("backend 'command' needs a non-empty command list")
         if self.backend == "openai" and not (self.base_url and self.model):
             raise ValueError("backend 'openai' needs base_url and model")
+        if self.backend == "openai" and SANDBOX_KEYS & self.model_fields_set:
+            keys = ", ".join(sorted(SANDBOX_KEYS & self.model_fields_set))
+            raise ValueError(f"{keys}: only backend 'command' starts a process to contain")
         return self
 
 
@@ -81,7 +109,7 @@ class Repositories(_Strict):
     allowed: list[str] = Field(default_factory=list)
 
 
-class Probes(_Strict):
+class Probes(SandboxKeys):
     """Whether repository-defined probe commands may run on this server (off by default)."""
 
     allow_repository_probes: bool = False
@@ -92,6 +120,7 @@ class OperatorConfig(_Strict):
 
     builders: dict[str, BuilderProfile] = Field(default_factory=dict)
     auditors: dict[str, BuilderProfile] = Field(default_factory=dict)
+    planners: dict[str, BuilderProfile] = Field(default_factory=dict)
     planner: str | None = None
     limits: Limits = Field(default_factory=Limits)
     repositories: Repositories = Field(default_factory=Repositories)
@@ -100,12 +129,21 @@ class OperatorConfig(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> OperatorConfig:
-        if self.planner is not None and self.planner not in self.builders:
-            raise ValueError(f"planner {self.planner!r} is not one of the [builders] profiles")
+        if self.planner is not None and self.planner_profile() is None:
+            raise ValueError(
+                f"planner {self.planner!r} is not one of the [builders] profiles or [planners]"
+            )
         prefix = self.integration_branch_prefix
         if not prefix.endswith("/") or prefix.startswith("/") or ".." in prefix:
             raise ValueError("integration_branch_prefix must look like 'name/' (no leading '/')")
         return self
+
+    def planner_profile(self) -> tuple[str, BuilderProfile] | None:
+        """The profile `planner` names, with where it is: [planners] first, else [builders]."""
+        for table, profiles in (("planners", self.planners), ("builders", self.builders)):
+            if self.planner is not None and self.planner in profiles:
+                return f"{table}.{self.planner}", profiles[self.planner]
+        return None
 
 
 class Settings(BaseModel):
@@ -120,6 +158,11 @@ class Settings(BaseModel):
     database_url: str = DEFAULT_DATABASE_URL
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     config_path: Path | None = None
+    # Files a sandboxed process must never see (the key is also held in `private_key`).
+    private_key_path: Path | None = None
+    dotenv_path: Path | None = Path(".env")
+    # bubblewrap, found on PATH at start; None when it is not installed.
+    bwrap_path: Path | None = Field(default_factory=lambda: _find_bwrap(None))
     api_token: SecretStr | None = None
     port: int = 8000
     log_format: Literal["auto", "json", "text"] = "auto"
@@ -145,6 +188,14 @@ class Settings(BaseModel):
     def is_sqlite(self) -> bool:
         """True when the database is the embedded SQLite default (or another SQLite file)."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database file, when the database is one (not in memory)."""
+        if not self.is_sqlite:
+            return None
+        name = self.database_url.split(":///", 1)[-1].split("?", 1)[0]
+        return None if name in ("", ":memory:") else Path(name)
 
 
 def load_settings(
@@ -183,6 +234,9 @@ def load_settings(
         "retry_backoff_seconds": _parse_seconds(
             "AUTOPACK_RETRY_BACKOFF_SECONDS", get("AUTOPACK_RETRY_BACKOFF_SECONDS"), default=1.0
         ),
+        "private_key_path": Path(key_path) if (key_path := get("PRIVATE_KEY_PATH")) else None,
+        "dotenv_path": dotenv_path,
+        "bwrap_path": _find_bwrap(get("PATH")),
     }
     config_path = get("AUTOPACK_CONFIG")
     if config_path is not None:
@@ -210,6 +264,11 @@ def load_operator_config(path: Path) -> OperatorConfig:
         return OperatorConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{where}: {_first_error(exc)}") from None
+
+
+def _find_bwrap(path: str | None) -> Path | None:
+    found = shutil.which("bwrap", path=path)
+    return Path(found) if found else None
 
 
 def _first_error(exc: ValidationError) -> str:

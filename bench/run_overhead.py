@@ -65,6 +65,7 @@ from tests.conftest import reset_postgres  # noqa: E402
 from tests.fakegithub.ci import CIScript  # noqa: E402
 from tests.fakegithub.core import RequestRecord  # noqa: E402
 from tests.fakegithub.scenario import FakeGitHub  # noqa: E402
+from tests.sandboxing import read_only_paths  # noqa: E402
 
 BUILDER = ROOT / "tests" / "engine" / "scripts" / "phase_builder.py"
 OWNER = "acme"
@@ -370,7 +371,10 @@ async def _inbox_drained(inbox: Inbox) -> None:
 
 def _settings(sim: FakeGitHub, data_dir: Path, ci_poll: float) -> Settings:
     profile = BuilderProfile(
-        backend="command", command=[sys.executable, str(BUILDER)], timeout_seconds=120
+        backend="command",
+        command=[sys.executable, str(BUILDER)],
+        timeout_seconds=120,
+        read_only=read_only_paths(),  # the interpreter and the test builder, as in the tests
     )
     return Settings(
         app_id=sim.app.id,

@@ -3,8 +3,9 @@
 The command comes only from the operator's profile (an argv list, never a shell string, never
 anything read from the repository). Each attempt gets a scratch directory outside the work tree
 holding the contract files, HOME and TMPDIR; the environment is rebuilt from nothing so the
-server's credentials never reach the builder; the process runs in its own session so a timeout
-kills its whole process group; output is streamed into bounded buffers.
+server's credentials never reach the builder; the process runs in the profile's sandbox
+(`app/agents/sandbox.py`) under its limits, and a timeout kills all of it; output is streamed
+into bounded buffers.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import resource
 import secrets
 import shutil
 import signal
@@ -22,7 +22,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.agents.contained import (
+    Launch,
+    Setup,
+    collect_outputs,
+    contain,
+    drain,
+    kill_group,
+)
 from app.agents.contract import BuilderOutcome, BuilderResult, PhaseSpec, parse_builder_report
+from app.agents.sandbox import SandboxHost
 from app.config import BuilderProfile
 
 # Only these are taken from the server's own environment; everything else is dropped.
@@ -42,10 +51,6 @@ FORBIDDEN_VARIABLES = frozenset(
     }
 )
 MAX_RESULT_FILE_BYTES = 1024 * 1024
-_CHUNK = 64 * 1024
-# How long to wait for output pipes after the process group is gone (an escaped daemon may
-# hold them open; we stop listening rather than hang the worker).
-_DRAIN_SECONDS = 5.0
 
 HasChange = Callable[[Path], bool]
 
@@ -82,6 +87,8 @@ class CommandRunner:
     `scratch_root` holds one directory per attempt; keep it out of the run's workspace root
     (e.g. `AUTOPACK_DATA_DIR/scratch`), because everything beside the work tree is watched:
     a builder that creates or changes an entry there (`../x`) has written outside the workspace.
+    `name` (e.g. "builders.claude") names the profile in failures. Raises SandboxUnavailable
+    when the profile's sandbox cannot start.
     """
 
     def __init__(
@@ -89,6 +96,8 @@ class CommandRunner:
         profile: BuilderProfile,
         *,
         scratch_root: Path,
+        sandbox: SandboxHost,
+        name: str = "the command",
         inherit_env: Mapping[str, str] | None = None,
         kill_grace_seconds: float = 5.0,
     ) -> None:
@@ -96,6 +105,8 @@ class CommandRunner:
             raise ValueError("CommandRunner needs a 'command' profile with a command list")
         self.profile = profile
         self.scratch_root = scratch_root
+        self.sandbox = sandbox
+        self.name = name
         source = os.environ if inherit_env is None else inherit_env
         self._inherited = {k: source[k] for k in INHERITED_VARIABLES if k in source}
         self.kill_grace_seconds = kill_grace_seconds
@@ -130,30 +141,54 @@ class CommandRunner:
             env[variable] = str(path)
         result_path = scratch / "result.json"
         env["AUTOPACK_RESULT_FILE"] = str(result_path)
-
+        profile = self.profile
+        setup = Setup(
+            self.name,
+            profile,
+            self.sandbox,
+            workspace,
+            scratch,
+            env["PATH"],
+            profile.cpu_seconds,
+            profile.memory_mb,
+        )
         watched = _watch_list(workspace, root)
         before = _snapshot(workspace.parent, watched)
         started = time.monotonic()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.profile.command,
-                cwd=workspace,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                preexec_fn=_limits(self.profile.cpu_seconds, self.profile.memory_mb),
-            )
+            async with contain(profile.command, setup) as launch:
+                ended = await self._run(launch, workspace, env, problems)
+            problems += launch.problems
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
-            return _not_started(f"could not start {self.profile.command[0]!r}: {reason}")
+            return _not_started(f"could not start {profile.command[0]!r}: {reason}")
+        exit_code, timed_out, outputs = ended
+        return ProcessRun(
+            exit_code=exit_code,
+            timed_out=timed_out,
+            stdout_tail=outputs[0],
+            stderr_tail=outputs[1],
+            result_bytes=_read_result(result_path, problems),
+            duration_seconds=time.monotonic() - started,
+            outside_writes=_differences(before, _snapshot(workspace.parent, watched)),
+            workspace_missing=not _is_dir(workspace),
+            problems=tuple(problems),
+        )
+
+    async def _run(
+        self, launch: Launch, workspace: Path, env: dict[str, str], problems: list[str]
+    ) -> tuple[int | None, bool, list[str]]:
+        """Start, wait (bounded), kill what is left, drain: (exit code, timed out, outputs)."""
+        pipe = asyncio.subprocess.PIPE
+        proc = await launch.start(
+            asyncio.create_subprocess_exec, cwd=workspace, env=env, stdout=pipe, stderr=pipe
+        )
         assert proc.stdout is not None
         assert proc.stderr is not None
         cap = self.profile.max_output_bytes
         readers = [
-            asyncio.create_task(_drain(proc.stdout, cap)),
-            asyncio.create_task(_drain(proc.stderr, cap)),
+            asyncio.create_task(drain(proc.stdout, cap)),
+            asyncio.create_task(drain(proc.stderr, cap)),
         ]
         timed_out = False
         try:
@@ -168,23 +203,12 @@ class CommandRunner:
             raise
         finally:
             # Whatever happened (exit, timeout, our own cancellation), leave nothing running.
-            _kill_group(proc.pid, signal.SIGKILL)
+            kill_group(proc.pid, signal.SIGKILL)
             if proc.returncode is None:
                 await proc.wait()
-        outputs = await _collect(readers, problems)
-        duration = time.monotonic() - started
-        after = _snapshot(workspace.parent, watched)
-        return ProcessRun(
-            exit_code=proc.returncode,
-            timed_out=timed_out,
-            stdout_tail=outputs[0],
-            stderr_tail=outputs[1],
-            result_bytes=_read_result(result_path, problems),
-            duration_seconds=duration,
-            outside_writes=_differences(before, after),
-            workspace_missing=not _is_dir(workspace),
-            problems=tuple(problems),
-        )
+        outputs = await collect_outputs(readers, problems)
+        code = launch.exit_code(proc.returncode, stopped=timed_out, stderr=outputs[1])
+        return code, timed_out, outputs
 
     def _environment(self, scratch: Path, problems: list[str]) -> dict[str, str]:
         env = dict(self._inherited)
@@ -199,11 +223,11 @@ class CommandRunner:
         return env
 
     async def _terminate_group(self, proc: asyncio.subprocess.Process) -> None:
-        _kill_group(proc.pid, signal.SIGTERM)
+        kill_group(proc.pid, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.kill_grace_seconds):
                 await proc.wait()
-        _kill_group(proc.pid, signal.SIGKILL)
+        kill_group(proc.pid, signal.SIGKILL)
         await proc.wait()
 
 
@@ -265,16 +289,23 @@ def process_outcome(proc: ProcessRun, profile: BuilderProfile) -> tuple[BuilderO
     if proc.outside_writes:
         shown = ", ".join(proc.outside_writes[:5])
         return BuilderOutcome.FAILED, f"the command wrote outside the workspace: {shown}"
+    file_limit = f" (file size limit {profile.max_file_mb} MB)"
     if proc.signal_name is not None:
         limit = ""
         if proc.signal_name == "SIGXCPU" or (
             proc.signal_name == "SIGKILL" and profile.cpu_seconds is not None
         ):
             limit = f" (CPU limit {profile.cpu_seconds} s)"
+        elif proc.signal_name == "SIGXFSZ":
+            limit = file_limit
         return BuilderOutcome.FAILED, f"the command was killed by {proc.signal_name}{limit}"
     if proc.exit_code != 0:
-        memory = f"; memory limit {profile.memory_mb} MB" if profile.memory_mb else ""
-        hint = f" (MemoryError{memory})" if "MemoryError" in proc.stderr_tail else ""
+        hint = ""
+        if "MemoryError" in proc.stderr_tail:
+            memory = f"; memory limit {profile.memory_mb} MB" if profile.memory_mb else ""
+            hint = f" (MemoryError{memory})"
+        elif "File too large" in proc.stderr_tail:  # EFBIG: the writer ignores SIGXFSZ
+            hint = file_limit
         return BuilderOutcome.FAILED, f"the command exited with code {proc.exit_code}{hint}"
     return BuilderOutcome.OK, None
 
@@ -302,59 +333,6 @@ def _is_dir(path: Path) -> bool:
 def _safe(label: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
     return cleaned.strip(".")[:80] or "attempt"
-
-
-def _limits(cpu_seconds: int | None, memory_mb: int | None) -> Callable[[], None]:
-    def apply() -> None:  # runs in the child between fork and exec
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if cpu_seconds is not None:
-            # Soft limit sends SIGXCPU; the hard limit one second later is SIGKILL.
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-        if memory_mb is not None:
-            limit = memory_mb * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return apply
-
-
-def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    # The group is gone once every member has exited; that is the normal case here.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-async def _drain(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, int]:
-    """Read a stream to EOF keeping only its last `cap` bytes; returns (tail, total bytes)."""
-    buffer = bytearray()
-    total = 0
-    while chunk := await stream.read(_CHUNK):
-        total += len(chunk)
-        buffer += chunk
-        if len(buffer) > cap:
-            del buffer[: len(buffer) - cap]
-    return bytes(buffer), total
-
-
-async def _collect(
-    readers: list[asyncio.Task[tuple[bytes, int]]], problems: list[str]
-) -> list[str]:
-    done, pending = await asyncio.wait(readers, timeout=_DRAIN_SECONDS)
-    if pending:
-        problems.append("an escaped process kept the output pipes open; output cut short")
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-    texts = []
-    for task in readers:
-        if task in done and task.exception() is None:
-            tail, total = task.result()
-            text = tail.decode("utf-8", errors="replace")
-            if total > len(tail):
-                text = f"[... {total - len(tail)} earlier bytes dropped ...]\n{text}"
-            texts.append(text)
-        else:
-            texts.append("")
-    return texts
 
 
 def _read_result(path: Path, problems: list[str]) -> bytes | None:

@@ -1,16 +1,15 @@
 """Repository probes (lint or test commands a ruleset names), run in the workspace before a push.
 
 Only when the operator allows it: the server, not the repository, decides what may run here.
-Each probe runs in its own process group with a scrubbed environment and a deadline; on timeout
-the whole group is killed, so a probe's children die with it. A failing probe is an issue record
-like any gate finding.
+Each probe runs in the sandbox the operator's `[probes]` table sets (`app/agents/sandbox.py`),
+with a scrubbed environment, limits and a deadline; on timeout all of it is killed, so a probe's
+children die with it. A failing probe is an issue record like any gate finding; a sandbox that
+cannot start raises SandboxUnavailable (an environment failure, not a finding).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import re
 import signal
 from collections.abc import Sequence
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from app.agents.contained import Setup, contain, kill_group
+from app.agents.sandbox import SandboxHost
 from app.config import OperatorConfig
 from app.domain.issue_record import IssueRecord, IssueSource, Severity
 from app.domain.secrets_scan import classify_token, redact
@@ -98,6 +99,7 @@ async def run_probes(
     operator: OperatorConfig,
     *,
     scratch_dir: Path,
+    sandbox: SandboxHost,
     limits: ProbeLimits | None = None,
     path: str = DEFAULT_PATH,
 ) -> tuple[ProbeResult, ...]:
@@ -113,47 +115,38 @@ async def run_probes(
     limits = limits or ProbeLimits()
     await asyncio.to_thread(scratch_dir.mkdir, parents=True, exist_ok=True)
     env = {"PATH": path, "HOME": str(scratch_dir), "LANG": "C.UTF-8"}
+    setup = Setup("probes", operator.probes, sandbox, workspace, scratch_dir, path)
     results = []
     for spec in specs:
-        results.append(await run_probe(spec, workspace, env, limits))
+        results.append(await run_probe(spec, setup, env, limits))
     return tuple(results)
 
 
 async def run_probe(
-    spec: ProbeSpec, workspace: Path, env: dict[str, str], limits: ProbeLimits
+    spec: ProbeSpec, setup: Setup, env: dict[str, str], limits: ProbeLimits
 ) -> ProbeResult:
-    """Run one probe with exactly `env`, in its own process group, under `limits`."""
-    loop = asyncio.get_running_loop()
+    """Run one probe with exactly `env`, contained as `setup` says, under `limits`."""
     tail = _Tail(limits.max_output_bytes)
     try:
-        transport, protocol = await loop.subprocess_exec(
-            lambda: _ProbeProtocol(tail, loop),
-            *spec.argv,
-            cwd=workspace,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
+        async with contain(spec.argv, setup) as launch:
+            loop = asyncio.get_running_loop()
+            transport, protocol = await launch.start(
+                loop.subprocess_exec,
+                lambda: _ProbeProtocol(tail, loop),
+                cwd=setup.work_tree,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            timed_out = await _wait(transport, protocol, tail, limits)
+            exit_code = launch.exit_code(
+                transport.get_returncode(),
+                stopped=timed_out,
+                stderr=tail.data.decode(errors="replace"),
+            )
     except OSError as exc:
         message = f"probe {spec.name!r} could not start: {exc.strerror or exc}"
         return _result(spec, ProbeStatus.NOT_STARTED, None, _Tail(0), message, limits)
-    try:
-        # asyncio.wait, not a timeout around the future: the future must outlive the deadline.
-        await asyncio.wait([protocol.exited], timeout=limits.timeout_seconds)
-        timed_out = not protocol.exited.done()
-        # Kill the whole group: on timeout the probe and its children; after a normal exit,
-        # any background children it left behind holding the output pipe.
-        _kill_group(transport.get_pid())
-        await protocol.exited
-        await asyncio.wait([protocol.closed], timeout=_DRAIN_GRACE_SECONDS)
-        if not protocol.closed.done():
-            tail.add(b"\n[output stopped: a process outside the probe's group kept it open]\n")
-    finally:
-        _kill_group(transport.get_pid())
-        transport.close()
-    exit_code = transport.get_returncode()
     if timed_out:
         message = f"probe {spec.name!r} timed out after {limits.timeout_seconds:g} s and was killed"
         return _result(spec, ProbeStatus.TIMED_OUT, None, tail, message, limits)
@@ -162,6 +155,30 @@ async def run_probe(
         return _result(spec, ProbeStatus.FAILED, exit_code, tail, message, limits)
     message = f"probe {spec.name!r} passed"
     return _result(spec, ProbeStatus.PASSED, exit_code, tail, message, limits)
+
+
+async def _wait(
+    transport: asyncio.SubprocessTransport,
+    protocol: _ProbeProtocol,
+    tail: _Tail,
+    limits: ProbeLimits,
+) -> bool:
+    """Wait for the exit (bounded), kill the group, let the output drain; True on timeout."""
+    try:
+        # asyncio.wait, not a timeout around the future: the future must outlive the deadline.
+        await asyncio.wait([protocol.exited], timeout=limits.timeout_seconds)
+        timed_out = not protocol.exited.done()
+        # Kill the whole group: on timeout the probe and its children; after a normal exit,
+        # any background children it left behind holding the output pipe.
+        kill_group(transport.get_pid(), signal.SIGKILL)
+        await protocol.exited
+        await asyncio.wait([protocol.closed], timeout=_DRAIN_GRACE_SECONDS)
+        if not protocol.closed.done():
+            tail.add(b"\n[output stopped: a process outside the probe's group kept it open]\n")
+    finally:
+        kill_group(transport.get_pid(), signal.SIGKILL)
+        transport.close()
+    return timed_out
 
 
 class _Tail:
@@ -208,11 +225,6 @@ class _ProbeProtocol(asyncio.SubprocessProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 def _result(

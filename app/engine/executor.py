@@ -29,7 +29,9 @@ from app.agents.contract import (
 from app.agents.contract import BudgetsLeft as SpecBudgets
 from app.agents.files import ToolError, apply_patch
 from app.agents.openai_backend import ChatClient, OpenAIBuilder
+from app.agents.pids import discover_process_limit
 from app.agents.probes import ProbeSpec, probe_findings, run_probes
+from app.agents.sandbox import SandboxHost, SandboxUnavailable
 from app.agents.tarball import WorkspaceError
 from app.agents.workspace import TarballSource, Workspace
 from app.config import BuilderProfile, Settings
@@ -146,6 +148,7 @@ class EngineExecutor:
         self.session = session
         self.backlogs = backlogs
         self.evidence = evidence
+        self.sandbox = SandboxHost.from_settings(settings, discover_process_limit())
         self.ci = CIWatcher(app, settings, clock=clock)
         self.reporter = Reporter(app, settings, backlogs, progress, evidence)
         self.clock = self.ci.clock
@@ -185,6 +188,9 @@ class EngineExecutor:
             env, result = await self._dispatch(ctx, env, effect)
             await self._note_ci_output(record, env, [] if result is None else [result])
             return env, result
+        except SandboxUnavailable as exc:  # fail closed: nothing ran unsandboxed
+            log.warning("sandbox failed", extra={"fields": {"run": record.id, "reason": str(exc)}})
+            return env, EnvironmentFailed(str(exc))
         except OUTSIDE_FAILURES as exc:
             reason = _outside_reason(effect, exc)
             log.warning("effect failed", extra={"fields": {"run": record.id, "reason": reason}})
@@ -253,8 +259,9 @@ class EngineExecutor:
     def _planner(self, ctx: RunContext) -> AskPlanner:
         """Ask the operator's planner profile for a plan, in the run's workspace (read-only)."""
         operator = self.settings.operator
-        assert operator.planner is not None
-        profile = operator.builders[operator.planner]
+        planner = operator.planner_profile()
+        assert planner is not None
+        name, profile = planner
 
         async def ask(title: str, body: str, head: str) -> PlannerAnswer:
             await ctx.workspace.ensure(head)
@@ -275,7 +282,7 @@ class EngineExecutor:
                 ),
             )
             try:
-                result = await self._profile_builder(profile).run(spec, ctx.workspace.tree)
+                result = await self._profile_builder(name, profile).run(spec, ctx.workspace.tree)
                 text = read_plan_file(ctx.workspace.tree)
             finally:
                 # Whatever the planner touched is thrown away: the first builder starts clean.
@@ -326,18 +333,18 @@ class EngineExecutor:
             feedback=effect.feedback,
         )
 
-    def _profile_builder(self, profile: BuilderProfile) -> Builder:
+    def _runner(self, name: str, profile: BuilderProfile) -> CommandRunner:
+        scratch = self.settings.data_dir / "scratch"
+        return CommandRunner(profile, scratch_root=scratch, sandbox=self.sandbox, name=name)
+
+    def _profile_builder(self, name: str, profile: BuilderProfile) -> Builder:
         if profile.backend == "command":
-            return CommandBuilder(
-                CommandRunner(profile, scratch_root=self.settings.data_dir / "scratch")
-            )
+            return CommandBuilder(self._runner(name, profile))
         return OpenAIBuilder(ChatClient(profile, self.session), profile)
 
-    def _profile_auditor(self, profile: BuilderProfile) -> Auditor:
+    def _profile_auditor(self, name: str, profile: BuilderProfile) -> Auditor:
         if profile.backend == "command":
-            return CommandAuditor(
-                CommandRunner(profile, scratch_root=self.settings.data_dir / "scratch")
-            )
+            return CommandAuditor(self._runner(name, profile))
         return OpenAIAuditor(ChatClient(profile, self.session), profile)
 
     async def _run_builder(
@@ -352,8 +359,9 @@ class EngineExecutor:
         # Every attempt starts from the branch head and nothing else: what an earlier attempt
         # (or a failed phase) left in the tree must never ship inside this one.
         await ctx.workspace.clean_at(head)
-        profile = self.settings.operator.builders[strategy.builder_profile]
-        result = await self._profile_builder(profile).run(
+        name = strategy.builder_profile
+        profile = self.settings.operator.builders[name]
+        result = await self._profile_builder(f"builders.{name}", profile).run(
             self._spec(strategy, phase, effect), ctx.workspace.tree
         )
         outcome = BuilderOutcome(result.outcome.value)
@@ -431,6 +439,7 @@ class EngineExecutor:
             ctx.workspace.tree,
             self.settings.operator,
             scratch_dir=self.settings.data_dir / "scratch" / ctx.record.id / "probes",
+            sandbox=self.sandbox,
         )
         return tuple(probe_findings(results))
 
@@ -500,7 +509,8 @@ class EngineExecutor:
             builder_log=evidence.builder_log,
             profile=effect.auditor_profile.value,
         )
-        verdict = await self._profile_auditor(profile).review(request, ctx.workspace.tree)
+        auditor = self._profile_auditor(f"auditors.{name}", profile)
+        verdict = await auditor.review(request, ctx.workspace.tree)
         answer = AuditorVerdict(verdict.verdict.value)
         summary = verdict.summary or verdict.failure_reason or ""
         if review and await self._diff(ctx) != diff:

@@ -15,6 +15,7 @@ import aiohttp
 import gidgethub
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.agents.sandbox_check import sandbox_report
 from app.config import Settings
 from app.engine.config_check import ConfigCheck
 from app.engine.driver import RunDriver
@@ -117,6 +118,10 @@ async def running_engine(
                 evidence=EvidenceStore(engine),
                 clock=clock,
             )
+            # Said once at start: which profiles cannot run, which run unsandboxed.
+            path = os.environ.get("PATH", os.defpath)
+            for level, line in await sandbox_report(settings, executor.sandbox, path):
+                log.log(level, "sandbox: %s", line)
             lease = timedelta(seconds=settings.lease_seconds)
             drivers = [
                 RunDriver(store, queue, executor, owner=slot_owner(slot), lease=lease, clock=clock)

@@ -22,6 +22,7 @@ from app.agents.contract import (
 from app.agents.openai_backend import ChatClient
 from app.config import BuilderProfile
 from tests.agents.fake_openai import FakeChat, Reply, Step, completion, tool_call
+from tests.sandboxing import read_only_paths, sandbox_host
 
 SCRIPT = Path(__file__).parent / "scripts" / "auditor.py"
 SPEC = PhaseSpec(
@@ -56,8 +57,11 @@ def workspace(tmp_path: Path) -> Path:
 async def command_review(
     workspace: Path, mode: str, request: AuditRequest = REQUEST
 ) -> AuditVerdict:
-    profile = BuilderProfile(backend="command", command=[sys.executable, str(SCRIPT), mode])
-    runner = CommandRunner(profile, scratch_root=workspace.parent.parent / "scratch")
+    profile = BuilderProfile(
+        backend="command", command=[sys.executable, str(SCRIPT), mode], read_only=read_only_paths()
+    )
+    root = workspace.parent.parent
+    runner = CommandRunner(profile, scratch_root=root / "scratch", sandbox=sandbox_host(root))
     return await CommandAuditor(runner).review(request, workspace)
 
 

@@ -1,10 +1,15 @@
-"""The command backend against real subprocesses (tests/agents/scripts/builder.py)."""
+"""The command backend against real subprocesses (tests/agents/scripts/builder.py), sandboxed.
+
+Every profile here runs under bubblewrap (the default) unless a test is about `sandbox = "none"`;
+the adversarial cases are in test_sandbox_adversarial.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +26,8 @@ from app.agents.contract import (
     SuggestedIssue,
 )
 from app.config import BuilderProfile
+from tests.agents.processes import nothing_left_with
+from tests.sandboxing import read_only_paths, sandbox_host
 
 SCRIPT = Path(__file__).parent / "scripts" / "builder.py"
 
@@ -53,8 +60,8 @@ def tree(root: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    """A dedicated run directory holding the work tree `tree/` with a couple of files."""
-    ws = tmp_path / "run" / "tree"
+    """A run directory in the data directory (tmp_path/data) holding the work tree `tree/`."""
+    ws = tmp_path / "data" / "run" / "tree"
     (ws / "pkg").mkdir(parents=True)
     (ws.parent / "manifest.json").write_text("{}")  # the workspace module keeps files beside it
     (ws / "README.md").write_text("hello\n")
@@ -63,31 +70,20 @@ def workspace(tmp_path: Path) -> Path:
 
 
 def scratch_root(workspace: Path) -> Path:
-    """Scratch lives outside the run's root (tmp_path/scratch)."""
+    """Scratch lives outside the run's root, in the data directory (tmp_path/data/scratch)."""
     return workspace.parent.parent / "scratch"
 
 
-def process_is_gone(pid: int) -> bool:
-    """True when the pid no longer exists or is a zombie waiting to be reaped."""
-    status = Path(f"/proc/{pid}/stat")
-    return not status.exists() or status.read_text().split(") ")[1].startswith("Z")
+def runner(workspace: Path, profile: BuilderProfile, **options: float) -> CommandRunner:
+    """A runner for a server whose data directory holds `workspace`."""
+    host = sandbox_host(workspace.parent.parent)
+    return CommandRunner(
+        profile, scratch_root=scratch_root(workspace), sandbox=host, name="builders.t", **options
+    )
 
 
 def outside(path: Path, root: Path) -> bool:
     return not path.is_relative_to(root.resolve())
-
-
-async def gone_soon(pid: int) -> bool:
-    """Whether a SIGKILLed pid is gone within 10 s.
-
-    Output EOF already proves the process closed its files, but the kernel closes them in
-    do_exit a moment before the process shows as a zombie, so allow that moment.
-    """
-    for _ in range(400):
-        if process_is_gone(pid):
-            return True
-        await asyncio.sleep(0.025)
-    return process_is_gone(pid)
 
 
 def change_detector(workspace: Path) -> Callable[[Path], bool]:
@@ -102,15 +98,12 @@ async def run_mode(
         "backend": "command",
         "command": [sys.executable, str(SCRIPT), mode],
         "timeout_seconds": 30,
+        "read_only": read_only_paths(),
         **profile,
     }
-    runner = CommandRunner(
-        BuilderProfile.model_validate(settings),
-        scratch_root=scratch_root(workspace),
-        kill_grace_seconds=0.3,
-    )
+    built = runner(workspace, BuilderProfile.model_validate(settings), kill_grace_seconds=0.3)
     has_change = change_detector(workspace) if detect_change else None
-    return await CommandBuilder(runner, has_change).run(SPEC, workspace)
+    return await CommandBuilder(built, has_change).run(SPEC, workspace)
 
 
 def assert_workspace_usable(workspace: Path, *, also_beside: tuple[str, ...] = ()) -> None:
@@ -194,30 +187,35 @@ async def test_the_environment_is_scrubbed_of_server_credentials(
     assert_workspace_usable(workspace)
 
 
-async def test_a_hang_is_killed_with_its_whole_process_group(workspace: Path) -> None:
-    result = await run_mode(workspace, "hang", timeout_seconds=1)
+@pytest.mark.parametrize("sandbox", ["bwrap", "none"])
+async def test_a_hang_is_killed_with_everything_it_started(workspace: Path, sandbox: str) -> None:
+    token = f"hang-{secrets.token_hex(8)}"
+    result = await run_mode(
+        workspace, "hang", timeout_seconds=1, sandbox=sandbox, env={"TEST_TOKEN": token}
+    )
 
     assert result.outcome is BuilderOutcome.TIMED_OUT
     assert result.failure_reason == "the command ran past its 1 s timeout and was killed"
     assert "grandchild ready" in result.stdout_tail
-    pid = int(result.stdout_tail.split("grandchild pid ")[1].split()[0])
-    assert await gone_soon(pid)
+    assert await nothing_left_with(token)
+    (workspace / "grandchild.pid").unlink()
     assert_workspace_usable(workspace)
 
 
-async def test_cancelling_an_attempt_kills_the_process_group(workspace: Path) -> None:
-    task = asyncio.create_task(run_mode(workspace, "hang"))
+async def test_cancelling_an_attempt_kills_everything_it_started(workspace: Path) -> None:
+    token = f"cancel-{secrets.token_hex(8)}"
+    task = asyncio.create_task(run_mode(workspace, "hang", env={"TEST_TOKEN": token}))
     marker = workspace / "grandchild.pid"
     for _ in range(400):  # wait (bounded) until the builder has started its grandchild
         if marker.exists() and marker.read_text().strip():
             break
         await asyncio.sleep(0.025)
-    pid = int(marker.read_text())
+    assert marker.exists()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
 
-    assert await gone_soon(pid)
+    assert await nothing_left_with(token)
     marker.unlink()
     assert_workspace_usable(workspace)
 
@@ -233,13 +231,26 @@ async def test_megabytes_of_output_are_capped(workspace: Path) -> None:
     assert (workspace / "flooded.txt").read_text() == "done"
 
 
+@pytest.mark.parametrize("mode", ["outside", "outside_modify"])
+async def test_writing_beside_the_work_tree_fails_inside_the_sandbox(
+    workspace: Path, mode: str
+) -> None:
+    result = await run_mode(workspace, mode)
+
+    assert result.outcome is BuilderOutcome.FAILED
+    assert result.failure_reason == "the command exited with code 1"
+    assert "Read-only file system" in result.stderr_tail
+    assert (workspace.parent / "manifest.json").read_text() == "{}"
+    assert_workspace_usable(workspace)
+
+
 @pytest.mark.parametrize(
     ("mode", "entry"), [("outside", "../outside.txt"), ("outside_modify", "../manifest.json")]
 )
-async def test_writing_outside_the_workspace_fails_the_attempt(
+async def test_without_the_sandbox_writing_outside_is_detected(
     workspace: Path, mode: str, entry: str
 ) -> None:
-    result = await run_mode(workspace, mode)
+    result = await run_mode(workspace, mode, sandbox="none")
 
     assert result.outcome is BuilderOutcome.FAILED
     assert result.failure_reason == f"the command wrote outside the workspace: {entry}"
@@ -263,8 +274,20 @@ async def test_deleting_everything_is_a_change_the_gate_judges(workspace: Path) 
     assert_workspace_usable(workspace)
 
 
-async def test_removing_the_workspace_itself_fails_the_attempt(workspace: Path) -> None:
+async def test_the_work_tree_itself_cannot_be_removed_inside_the_sandbox(workspace: Path) -> None:
     result = await run_mode(workspace, "remove_workspace")
+
+    # Its contents go; the directory is the sandbox's mount point, so it stays.
+    assert result.outcome is BuilderOutcome.FAILED
+    assert result.failure_reason == "the command exited with code 1"
+    assert os.listdir(workspace) == []
+    assert_workspace_usable(workspace)
+
+
+async def test_without_the_sandbox_removing_the_workspace_fails_the_attempt(
+    workspace: Path,
+) -> None:
+    result = await run_mode(workspace, "remove_workspace", sandbox="none")
 
     assert result.outcome is BuilderOutcome.FAILED
     assert result.failure_reason == "the command removed the workspace directory itself"
@@ -351,8 +374,7 @@ async def test_wrong_types_in_the_result_drop_only_the_bad_parts(workspace: Path
 
 async def test_a_missing_program_is_an_error_not_a_crash(workspace: Path) -> None:
     profile = BuilderProfile(backend="command", command=["/nonexistent/agent-cli"])
-    runner = CommandRunner(profile, scratch_root=scratch_root(workspace))
-    result = await CommandBuilder(runner).run(SPEC, workspace)
+    result = await CommandBuilder(runner(workspace, profile)).run(SPEC, workspace)
 
     assert result.outcome is BuilderOutcome.ERROR
     assert result.failure_reason is not None
@@ -363,8 +385,9 @@ async def test_a_missing_program_is_an_error_not_a_crash(workspace: Path) -> Non
 
 async def test_a_scratch_root_inside_the_work_tree_is_refused(workspace: Path) -> None:
     profile = BuilderProfile(backend="command", command=[sys.executable, str(SCRIPT), "noop"])
-    runner = CommandRunner(profile, scratch_root=workspace / "scratch")
-    result = await CommandBuilder(runner).run(SPEC, workspace)
+    host = sandbox_host(workspace.parent.parent)
+    inside = CommandRunner(profile, scratch_root=workspace / "scratch", sandbox=host)
+    result = await CommandBuilder(inside).run(SPEC, workspace)
 
     assert result.outcome is BuilderOutcome.ERROR
     assert result.failure_reason == "the scratch directory must be outside the work tree"
@@ -391,19 +414,28 @@ def wrapper_from_docs(name: str) -> str:
 async def test_the_documented_wrappers_work(
     workspace: Path, tmp_path: Path, cli: str, marker: str, tokens: int, summary: str
 ) -> None:
-    wrapper = tmp_path / f"{cli}-wrapper.py"
+    # Installed as an operator would: wrapper, CLI and key outside the data directory, in a
+    # place the sandbox hides (under /tmp here) and shown again with `read_only`.
+    agent = tmp_path / "opt-agent"
+    wrapper = agent / f"{cli}-wrapper.py"
+    bindir = agent / "bin"
+    bindir.mkdir(parents=True)
     wrapper.write_text(wrapper_from_docs(cli))
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
     shim = bindir / cli
     fake = Path(__file__).parent / "scripts" / "fake_agent_cli.py"
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{fake}" {cli} "$@"\n')
     shim.chmod(0o755)
-    key_file = tmp_path / "key"
+    key_file = agent / "key"
     key_file.write_text("sk-from-file\n")
     env = {"PATH": f"{bindir}:{os.environ['PATH']}", "AGENT_KEY_FILE": str(key_file)}
 
-    result = await run_mode(workspace, "unused", command=[sys.executable, str(wrapper)], env=env)
+    result = await run_mode(
+        workspace,
+        "unused",
+        command=[sys.executable, str(wrapper)],
+        env=env,
+        read_only=[*read_only_paths(), str(agent)],
+    )
 
     assert result.outcome is BuilderOutcome.OK, result.stderr_tail
     assert result.tokens_used == tokens

@@ -31,6 +31,7 @@ from app.github.client import GitHubApp
 from app.github.commits import Attempt, GovernedWriter, PushResult, RefPolicy, parse_trailers
 from tests.agents.fake_openai import FakeChat, completion, tool_call
 from tests.fakegithub.scenario import FakeGitHub
+from tests.sandboxing import read_only_paths, sandbox_host
 
 REPO = "acme/widgets"
 BRANCH = "autopack/issue-7-run-1"
@@ -106,10 +107,17 @@ async def rig(fakegithub: FakeGitHub, tmp_path: Path) -> AsyncIterator[Rig]:
 
 
 def command_builder(rig: Rig, mode: str) -> CommandBuilder:
+    return CommandBuilder(command_runner(rig, "builder.py", mode))
+
+
+def command_runner(rig: Rig, script: str, mode: str) -> CommandRunner:
     profile = BuilderProfile(
-        backend="command", command=[sys.executable, str(SCRIPTS / "builder.py"), mode]
+        backend="command",
+        command=[sys.executable, str(SCRIPTS / script), mode],
+        read_only=read_only_paths(),
     )
-    return CommandBuilder(CommandRunner(profile, scratch_root=rig.scratch))
+    host = sandbox_host(rig.scratch.parent / "data")  # the data directory of the rig
+    return CommandRunner(profile, scratch_root=rig.scratch, sandbox=host)
 
 
 def assert_main_untouched(rig: Rig) -> None:
@@ -175,10 +183,7 @@ async def test_refused_changes_push_nothing_and_leave_a_clean_tree(
 
 async def test_auditor_patch_goes_through_the_same_gate_and_write_path(rig: Rig) -> None:
     await rig.attempt(command_builder(rig, "edit"))
-    profile = BuilderProfile(
-        backend="command", command=[sys.executable, str(SCRIPTS / "auditor.py"), "patch"]
-    )
-    auditor = CommandAuditor(CommandRunner(profile, scratch_root=rig.scratch))
+    auditor = CommandAuditor(command_runner(rig, "auditor.py", "patch"))
     verdict = await auditor.review(AuditRequest(spec(), diff="..."), rig.workspace.tree)
     assert verdict.verdict is Verdict.PATCH
     assert verdict.patch is not None

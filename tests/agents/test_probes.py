@@ -1,9 +1,9 @@
-"""Repository probes: operator policy, scrubbed environment, timeouts that kill the group, caps."""
+"""Repository probes: operator policy, the sandbox, scrubbed environment, timeouts, caps."""
 
 from __future__ import annotations
 
-import asyncio
 import json
+import secrets
 import sys
 from pathlib import Path
 
@@ -18,12 +18,15 @@ from app.agents.probes import (
     probe_specs,
     run_probes,
 )
+from app.agents.sandbox import SandboxUnavailable
 from app.config import OperatorConfig, Probes
 from app.domain.change import Change, ChangeKind, EntryType, FileChange
 from app.domain.gate import Decision, GatePolicy, evaluate
 from app.domain.issue_record import IssueSource, Severity
+from tests.agents.processes import nothing_left_with
+from tests.sandboxing import read_only_paths, sandbox_host
 
-ALLOWED = OperatorConfig(probes=Probes(allow_repository_probes=True))
+ALLOWED = OperatorConfig(probes=Probes(allow_repository_probes=True, read_only=read_only_paths()))
 PY = sys.executable
 
 
@@ -32,22 +35,28 @@ def py(code: str) -> list[str]:
 
 
 async def run(
-    tmp_path: Path, *probes: list[str] | ProbeSpec, limits: ProbeLimits | None = None
+    tmp_path: Path,
+    *probes: list[str] | ProbeSpec,
+    limits: ProbeLimits | None = None,
+    operator: OperatorConfig = ALLOWED,
 ) -> tuple[ProbeResult, ...]:
+    """Run probes in tmp_path/ws, tmp_path being the server's data directory."""
     workspace = tmp_path / "ws"
     workspace.mkdir(exist_ok=True)
     return await run_probes(
-        list(probes), workspace, ALLOWED, scratch_dir=tmp_path / "home", limits=limits
+        list(probes),
+        workspace,
+        operator,
+        scratch_dir=tmp_path / "home",
+        limits=limits,
+        sandbox=sandbox_host(tmp_path),
     )
 
 
 async def test_operator_policy_off_skips_and_runs_nothing(tmp_path: Path) -> None:
-    marker = tmp_path / "ran"
-    results = await run_probes(
-        [py(f"open({str(marker)!r}, 'w').close()")],
-        tmp_path,
-        OperatorConfig(),
-        scratch_dir=tmp_path / "home",
+    marker = tmp_path / "ws" / "ran"
+    results = await run(
+        tmp_path, py(f"open({str(marker)!r}, 'w').close()"), operator=OperatorConfig()
     )
     (result,) = results
     assert result.status is ProbeStatus.SKIPPED
@@ -72,7 +81,9 @@ async def test_environment_is_scrubbed(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@h/db")
     (result,) = await run(tmp_path, py("import json, os; print(json.dumps(dict(os.environ)))"))
     env = json.loads(result.output)
-    assert set(env) - {"LC_CTYPE"} == {"PATH", "HOME", "LANG"}  # CPython may add LC_CTYPE
+    # CPython may add LC_CTYPE; bwrap sets PWD to the directory it starts the probe in.
+    assert set(env) - {"LC_CTYPE", "PWD"} == {"PATH", "HOME", "LANG"}
+    assert env.get("PWD", str(tmp_path / "ws")) == str(tmp_path / "ws")
     assert env["HOME"] == str(tmp_path / "home")
     assert (tmp_path / "home").is_dir()
 
@@ -103,11 +114,10 @@ async def test_failed_probe_makes_the_gate_retry(tmp_path: Path) -> None:
 
 
 async def test_hanging_probe_and_its_child_are_killed(tmp_path: Path) -> None:
-    pid_file = tmp_path / "child.pid"
+    token = f"probe-child-{secrets.token_hex(8)}"
     code = (
         "import subprocess, sys, time\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', {token!r}])\n"
         "print('started', flush=True)\n"
         "time.sleep(600)\n"
     )
@@ -117,12 +127,28 @@ async def test_hanging_probe_and_its_child_are_killed(tmp_path: Path) -> None:
     assert "timed out after 5 s" in result.finding.evidence[0]
     assert "started" in result.output
     assert "[output stopped" not in result.output
-    # SIGKILL was sent to the whole group; the kernel closes a dying process's pipes a moment
-    # before it shows as a zombie, so give it a bounded moment to get there.
-    child = int(pid_file.read_text())
-    async with asyncio.timeout(10):
-        while _alive(child):  # noqa: ASYNC110 - polling /proc; no event exists for this
-            await asyncio.sleep(0.01)
+    assert await nothing_left_with(token)
+
+
+async def test_a_probe_whose_sandbox_cannot_start_raises_instead_of_running(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "ws" / "ran"
+    operator = OperatorConfig(
+        probes=Probes(allow_repository_probes=True, read_only=[str(tmp_path / "missing")])
+    )
+    with pytest.raises(SandboxUnavailable, match=r"read_only path .*/missing does not exist"):
+        await run(tmp_path, py(f"open({str(marker)!r}, 'w').close()"), operator=operator)
+    assert not marker.exists()
+
+
+async def test_a_probe_tool_hidden_by_the_sandbox_is_named(tmp_path: Path) -> None:
+    tool = tmp_path / "tools" / "lint"  # in the data directory, which no sandbox shows
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\nexit 0\n")
+    tool.chmod(0o755)
+    with pytest.raises(SandboxUnavailable, match=r"lint is hidden inside it \(add its directory"):
+        await run(tmp_path, [str(tool)])
 
 
 async def test_background_child_does_not_hold_a_passing_probe(tmp_path: Path) -> None:
@@ -197,12 +223,3 @@ def test_probe_names(commands: list[list[str]], names: list[str]) -> None:
 def test_probe_specs_refuse_empty(commands: list[list[str]]) -> None:
     with pytest.raises(ValueError, match="non-empty"):
         probe_specs(commands)
-
-
-def _alive(pid: int) -> bool:
-    """True if `pid` is running (a zombie waiting for its reaper counts as dead)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")

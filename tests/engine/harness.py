@@ -19,6 +19,7 @@ from app.store.runs import RunRecord, RunStore
 from app.web.app import create_app
 from tests.fakegithub.ci import CIScript
 from tests.fakegithub.scenario import FakeGitHub
+from tests.sandboxing import read_only_paths, require_bwrap
 
 REPO = "acme/widgets"
 BUILDER = Path(__file__).parent / "scripts" / "phase_builder.py"
@@ -103,24 +104,34 @@ async def autopack(
     builder_script: Path = BUILDER,
     extra_files: dict[str, str] | None = None,
     builder_name: str = "default",
+    builder_keys: dict[str, object] | None = None,
+    bwrap_path: Path | None = None,
 ) -> AsyncIterator[Harness]:
     """A running Autopack; `planner_env` also configures the test planner (scripts/planner.py),
     `auditor_env` makes the `reviewer` auditor the recording one (scripts/recording_auditor.py).
 
     `builder_script` serves as builder and (without `auditor_env`) as the "reviewer" auditor
-    profile; `extra_files` are added to the repository's first commit.
+    profile; `extra_files` are added to the repository's first commit. Profiles run sandboxed
+    (the default) with the interpreter and the test scripts shown read-only; `builder_keys`
+    overrides the builder profile's keys (e.g. `sandbox = "none"`, `read_write`), `bwrap_path`
+    where the server looks for bubblewrap.
     """
+    require_bwrap()
     inst = sim.install("acme")
     files = {**FILES, **(extra_files or {})}
     files[".github/autopack.yml"] = ruleset_text if ruleset_text is not None else ruleset()
     sim.create_repo(REPO, files, installation=inst, ci=ci if ci is not None else CIScript.pass_())
     sim.set_permission(REPO, "alice", "write")
     sim.set_permission(REPO, "mallory", "read")
-    profile = BuilderProfile(
-        backend="command",
-        command=[sys.executable, str(builder_script)],
-        timeout_seconds=120,
-        env=builder_env or {},
+    profile = BuilderProfile.model_validate(
+        {
+            "backend": "command",
+            "command": [sys.executable, str(builder_script)],
+            "timeout_seconds": 120,
+            "env": builder_env or {},
+            "read_only": read_only_paths(),
+            **(builder_keys or {}),
+        }
     )
     auditor = profile
     if auditor_env is not None:
@@ -129,6 +140,7 @@ async def autopack(
             command=[sys.executable, str(RECORDING_AUDITOR)],
             timeout_seconds=60,
             env=auditor_env,
+            read_only=read_only_paths(),
         )
     planners = {}
     if planner_env is not None:
@@ -137,6 +149,7 @@ async def autopack(
             command=[sys.executable, str(PLANNER)],
             timeout_seconds=60,
             env=planner_env,
+            read_only=read_only_paths(),
         )
     settings = Settings(
         app_id=sim.app.id,
@@ -146,6 +159,7 @@ async def autopack(
         data_dir=data_dir,
         ci_poll_seconds=ci_poll_seconds,
         retry_backoff_seconds=0.05,
+        **({"bwrap_path": bwrap_path} if bwrap_path is not None else {}),
         operator=OperatorConfig(
             builders={builder_name: profile, **planners},
             auditors={"reviewer": auditor},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import aiohttp
 from tests.engine.harness import BUILDER, FILES, REPO, ruleset
 from tests.fakegithub.ci import CIScript
 from tests.fakegithub.scenario import FakeGitHub
+from tests.sandboxing import read_only_paths
 
 AUTOPACK = str(Path(sys.executable).with_name("autopack"))
 
@@ -84,9 +86,12 @@ async def prepare(
     database_url: str,
     *,
     builder_env: dict[str, str] | None = None,
+    builder_read_write: list[str] | None = None,
     lease_seconds: float = 1,
 ) -> dict[str, str]:
-    """A repository in the simulator, an operator config, a migrated database; the environment."""
+    """A repository in the simulator, an operator config, a migrated database; the environment.
+
+    The builder sees `builder_read_write` read-write in its sandbox (e.g. a test's own folder)."""
     inst = sim.install("acme")
     files = {**FILES, ".github/autopack.yml": ruleset()}
     sim.create_repo(REPO, files, installation=inst, ci=CIScript.pass_())
@@ -94,6 +99,8 @@ async def prepare(
     config = tmp_path / "autopack.toml"
     config.write_text(
         f'[builders.default]\nbackend = "command"\ncommand = ["{sys.executable}", "{BUILDER}"]\n'
+        f"read_only = {json.dumps(read_only_paths())}\n"
+        f"read_write = {json.dumps(builder_read_write or [])}\n"
         + "".join(f'env.{name} = "{value}"\n' for name, value in (builder_env or {}).items())
     )
     key = tmp_path / "app.pem"

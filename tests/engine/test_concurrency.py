@@ -22,7 +22,11 @@ async def test_two_runs_build_at_the_same_time_in_one_process(
     meet = tmp_path / "meet"
     meet.mkdir()
     async with autopack(
-        fakegithub, engine, tmp_path / "d", builder_env={"TEST_MEET_DIR": str(meet)}
+        fakegithub,
+        engine,
+        tmp_path / "d",
+        builder_env={"TEST_MEET_DIR": str(meet)},
+        builder_keys={"read_write": [str(meet)]},
     ) as h:
         assert h.settings.worker_concurrency >= 2
         first = await h.start_run("- [ ] Build one [meet]\n", title="One")
@@ -47,6 +51,7 @@ async def test_a_killed_worker_s_run_is_taken_back_at_restart_not_at_lease_end(
         tmp_path,
         postgres_url,
         builder_env={"TEST_NAP_DIR": str(naps)},
+        builder_read_write=[str(naps)],
         lease_seconds=60,
     )
     server = Server(env, tmp_path, command="serve")

@@ -28,12 +28,13 @@ def main(mode: str) -> int:
         Path(os.environ["HOME"], "cache").write_text("home is writable")
         Path("touched.txt").write_text("x")
     elif mode == "hang":
-        child = subprocess.Popen(  # a grandchild that ignores SIGTERM
+        child = subprocess.Popen(  # a grandchild that ignores SIGTERM, found by its token
             [
                 sys.executable,
                 "-c",
                 "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
                 "print('grandchild ready', flush=True); time.sleep(600)",
+                os.environ.get("TEST_TOKEN", "no-token"),
             ]
         )
         print(f"grandchild pid {child.pid}", flush=True)

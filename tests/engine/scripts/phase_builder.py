@@ -7,7 +7,8 @@ writes a private key (a gate violation); "[slow]" sleeps for a minute (to be can
 "[nap]" notes its start in TEST_NAP_DIR and sleeps 3 s; "[meet]" waits (up to 20 s) in
 TEST_MEET_DIR until another builder has arrived there too, and fails if none does: two such
 phases can only both succeed when their builders run at the same time; "[issue]" also reports a
-minor issue pointing at line 2 of the file it writes; anything else succeeds. Each attempt
+minor issue pointing at line 2 of the file it writes; "[look]" also writes what it sees around it
+(the work tree's parent directory, process 1); anything else succeeds. Each attempt
 prints a line to stdout and stderr (its log).
 """
 
@@ -55,6 +56,9 @@ def main() -> int:
     if "[secret]" in title:
         content += "-----BEGIN RSA PRIVATE KEY-----\n" + "MIIEowIBAAKCAQEA" + "q" * 60 + "\n"
         content += "-----END RSA PRIVATE KEY-----\n"
+    if "[look]" in title:
+        pid1 = Path("/proc/1/cmdline").read_bytes().split(b"\0")[0].decode()
+        content += f"parent: {sorted(os.listdir('..'))}\npid 1: {Path(pid1).name}\n"
     Path("work", f"{name}.txt").write_text(content)
     report: dict[str, object] = {"tokens_used": tokens, "summary": f"wrote work/{name}.txt"}
     if "[issue]" in title:

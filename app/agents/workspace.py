@@ -196,6 +196,10 @@ class Workspace:
             force_rmtree(staged)
             force_rmtree(download)
 
+    def holds(self, head: str) -> bool:
+        """True when the base is `head` and intact: the tree is that commit plus any change."""
+        return self._head == head and self._intact()
+
     async def clean_at(self, head: str) -> None:
         """Make the work tree exactly `head` and nothing else (where every attempt starts)."""
         if not await self.ensure(head):

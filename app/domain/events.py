@@ -139,6 +139,15 @@ class PushRejected(_Event):
 
 
 @dataclass(frozen=True)
+class AttemptLost(_Event):
+    """The attempt's unpushed change is gone (its worker stopped and the work tree with it)."""
+
+    phase_id: str
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class CIFinished(_Event):
     """CI on a pushed commit reached a result; `rerun` is 0 for the first run, n for re-run n."""
 
@@ -218,6 +227,7 @@ Event = (
     | GateEvaluated
     | Pushed
     | PushRejected
+    | AttemptLost
     | CIFinished
     | AuditorFinished
     | SnapshotCreated
@@ -239,6 +249,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         GateEvaluated,
         Pushed,
         PushRejected,
+        AttemptLost,
         CIFinished,
         AuditorFinished,
         SnapshotCreated,

@@ -26,6 +26,7 @@ from app.domain.effects import (
 )
 from app.domain.events import (
     ArtefactsWritten,
+    AttemptLost,
     AuditorFinished,
     AuditorVerdict,
     BranchReady,
@@ -289,6 +290,19 @@ def _push_rejected(run: RunState, event: PushRejected) -> Result | None:
     return finish(run, RunStatus.DONE_FAILED_ENVIRONMENT, reason)
 
 
+def _attempt_lost(run: RunState, event: AttemptLost) -> Result | None:
+    waiting = run.awaiting
+    kinds = (AwaitKind.GATE, AwaitKind.REVIEW, AwaitKind.PUSH)
+    if (
+        waiting is None
+        or waiting.kind not in kinds
+        or (waiting.phase_id, waiting.attempt) != (event.phase_id, event.attempt)
+    ):
+        return None
+    note = f"Attempt {event.attempt}: {event.reason}; the attempt runs again."
+    return fail_attempt(run, event.phase_id, note, reason=waiting.reason)
+
+
 def _ci_finished(run: RunState, event: CIFinished) -> Result | None:
     waiting = run.awaiting
     if (
@@ -414,6 +428,7 @@ TRANSITIONS: dict[RunStatus, dict[type[Any], Handler]] = {
         AuditorFinished: _auditor_finished,
         Pushed: _pushed,
         PushRejected: _push_rejected,
+        AttemptLost: _attempt_lost,
         PhaseTimedOut: _phase_timed_out,
     },
     RunStatus.CI_RUNNING: {CIFinished: _ci_finished, PhaseTimedOut: _phase_timed_out},

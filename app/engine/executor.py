@@ -50,6 +50,7 @@ from app.domain.effects import (
     WaitForCI,
 )
 from app.domain.events import (
+    AttemptLost,
     AuditorFinished,
     AuditorVerdict,
     BranchReady,
@@ -398,6 +399,8 @@ class EngineExecutor:
     ) -> tuple[Envelope, Event | None]:
         strategy = _strategy(env)
         phase = strategy.phase(effect.phase_id)
+        if not ctx.workspace.holds(env.state.head_sha or ""):
+            return env, _lost(effect.phase_id, effect.attempt)
         try:
             change = await asyncio.to_thread(ctx.workspace.compute_change)
         except WorkspaceError as exc:
@@ -450,13 +453,21 @@ class EngineExecutor:
         phase = strategy.phase(effect.phase_id)
         expected = effect.expected_head or env.state.head_sha
         assert expected is not None
+        attempt = Attempt(ctx.record.id, phase.phase_id, effect.attempt)
+        if not ctx.workspace.holds(expected):
+            # Carried out again after a crash: pushed already, or the change went with the tree.
+            landed = await ctx.writer.landed(effect.branch, expected, attempt)
+            if landed is None:
+                return env, _lost(effect.phase_id, effect.attempt)
+            return env.note(head_tree=landed.tree_sha), Pushed(
+                effect.phase_id, effect.attempt, landed.commit_sha
+            )
         tree = env.memo.head_tree
         if not tree:
             head = await ctx.writer.branch_head(effect.branch)
             assert head is not None
             tree = head.tree_sha
         change = await asyncio.to_thread(ctx.workspace.compute_change)
-        attempt = Attempt(ctx.record.id, phase.phase_id, effect.attempt)
         try:
             result = await ctx.writer.push(
                 effect.branch,
@@ -494,7 +505,8 @@ class EngineExecutor:
         review = effect.reason is AuditReason.PRE_PUSH_REVIEW
         if review:
             # A review judges the gated change still in the tree: it is what will be pushed.
-            await ctx.workspace.ensure(head)
+            if not ctx.workspace.holds(head):
+                return env, _lost(effect.phase_id, effect.attempt)
             diff = await self._diff(ctx)
         else:
             # An escalation works from the branch head; the failed attempt is in the evidence.
@@ -577,6 +589,11 @@ def _finding(issue: SuggestedIssue) -> Finding:
     return Finding(
         issue.issue_key, severity, issue.category, issue.path, issue.line, issue.evidence[:500]
     )
+
+
+def _lost(phase_id: str, attempt: int) -> AttemptLost:
+    reason = "its change was lost with the work tree (the worker stopped before pushing it)"
+    return AttemptLost(phase_id, attempt, reason)
 
 
 def _suggested(finding: Finding) -> SuggestedIssue:

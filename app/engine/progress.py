@@ -11,6 +11,7 @@ from datetime import datetime
 
 from app.domain.effects import Effect, RunAuditor, RunBuilder
 from app.domain.events import (
+    AttemptLost,
     AuditorFinished,
     AuditorVerdict,
     BuilderFinished,
@@ -216,7 +217,13 @@ def _target(before: RunState, event: Event) -> tuple[str, int] | None:
     """The attempt an event is about: named by the event, or the one CI/snapshot waited for."""
     if isinstance(
         event,
-        BuilderFinished | GateEvaluated | Pushed | PushRejected | AuditorFinished | PhaseTimedOut,
+        BuilderFinished
+        | GateEvaluated
+        | Pushed
+        | PushRejected
+        | AttemptLost
+        | AuditorFinished
+        | PhaseTimedOut,
     ):
         return event.phase_id, event.attempt
     if isinstance(event, CIFinished | SnapshotCreated) and before.awaiting is not None:
@@ -260,7 +267,7 @@ def _failure(event: Event, before: RunState) -> str:
     """How an attempt that does not go on ended, judged by the event that ended it."""
     if isinstance(event, BuilderFinished) and event.outcome is not BuilderOutcome.OK:
         return rows.BUILDER_FAILED
-    if isinstance(event, PhaseTimedOut):
+    if isinstance(event, PhaseTimedOut | AttemptLost):
         return rows.BUILDER_FAILED
     if isinstance(event, GateEvaluated) and event.decision is not Decision.PASS:
         return rows.GATE_FAILED
@@ -279,7 +286,7 @@ def _summary(event: Event) -> str:
         return event.failure_reason or event.summary
     if isinstance(event, GateEvaluated | AuditorFinished):
         return event.summary
-    if isinstance(event, PushRejected):
+    if isinstance(event, PushRejected | AttemptLost):
         return event.reason
     if isinstance(event, PhaseTimedOut):
         return "the attempt ran out of wall-clock time"

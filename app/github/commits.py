@@ -252,6 +252,11 @@ class GovernedWriter:
             raise BranchMoved(branch, expected_head, head)
         return landed
 
+    async def landed(self, branch: str, expected_head: str, attempt: Attempt) -> PushResult | None:
+        """This attempt's commit on top of `expected_head`, if it is the branch's head."""
+        found, _ = await self._landed(self._policy.check(branch), expected_head, attempt)
+        return found
+
     async def _landed(
         self, ref: str, expected_head: str, attempt: Attempt
     ) -> tuple[PushResult | None, str | None]:

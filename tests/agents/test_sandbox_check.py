@@ -128,13 +128,13 @@ async def test_autopack_worker_hides_its_environ_from_a_process_without_capabili
     }
     autopack = str(Path(sys.executable).with_name("autopack"))
     worker = await asyncio.create_subprocess_exec(
-        *capless, autopack, "worker", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+        *capless, autopack, "worker", env=env, cwd=tmp_path, stdout=asyncio.subprocess.PIPE
     )
     plain = await asyncio.create_subprocess_exec(*capless, "sleep", "60", env=env)
     try:
-        assert worker.stderr is not None
+        assert worker.stdout is not None
         async with asyncio.timeout(60):
-            while b"worker started" not in await worker.stderr.readline():
+            while b"worker running" not in await worker.stdout.readline():
                 pass
         from_worker = await _run([*capless, "cat", f"/proc/{worker.pid}/environ"])
         from_plain = await _run([*capless, "cat", f"/proc/{plain.pid}/environ"])

@@ -23,6 +23,7 @@ from app.domain.effects import (
 from app.domain.events import (
     EVENT_TYPES,
     ArtefactsWritten,
+    AttemptLost,
     AuditorFinished,
     AuditorVerdict,
     BranchReady,
@@ -155,6 +156,13 @@ ROWS: list[tuple[str, dict[str, Any], list[Event] | None, Event, RunStatus, list
     ("review patches", {"auto_apply": False}, [built(), gate()],
      audited(AuditorVerdict.PATCH), S.PHASE_EXECUTION, ["RunBuilder"]),
     ("pushed", {}, [built(), gate()], pushed(), S.CI_RUNNING, ["WaitForCI"]),
+    ("change lost before the gate: next attempt", {}, [built()],
+     AttemptLost("p1", 1, "lost"), S.PHASE_EXECUTION, ["RunBuilder"]),
+    ("change lost before the push: next attempt", {}, [built(), gate()],
+     AttemptLost("p1", 1, "lost"), S.PHASE_EXECUTION, ["RunBuilder"]),
+    ("change lost, no attempt left: phase fails", {"max_builder_attempts": 1,
+     "auditor_backend": None}, [built(), gate()], AttemptLost("p1", 1, "lost"),
+     S.DONE_FAILED_REQUIRES_HUMAN_REVIEW, END),
     ("push rejected", {}, [built(), gate()], PushRejected("p1", 1, "branch moved"),
      S.DONE_FAILED_ENVIRONMENT, END),
     ("ci green", {}, at_ci(), ci(CIResult.GREEN), S.SNAPSHOT_CREATED, ["CreateSnapshot"]),
@@ -481,6 +489,7 @@ def test_artefacts_stay_off_the_branch_when_not_committed() -> None:
         PhaseTimedOut("p1", 2),
         ArtefactsWritten("x"),
         Pushed("p1", 1, "x"),
+        AttemptLost("p1", 1, "lost"),  # the builder is still at work: nothing to lose yet
     ],
     ids=lambda e: type(e).__name__,
 )

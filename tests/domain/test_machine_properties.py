@@ -34,6 +34,7 @@ from app.domain.effects import (
 )
 from app.domain.events import (
     ArtefactsWritten,
+    AttemptLost,
     AuditorFinished,
     AuditorVerdict,
     BranchReady,
@@ -182,6 +183,9 @@ class World:
                 self._findings(),
             )
             return self._maybe_timeout(effect.phase_id, effect.attempt, real)
+        if isinstance(effect, EvaluateGate | PushChange) and rng.random() < 0.02:
+            # The worker died and the work tree with it: the unpushed change is gone.
+            return AttemptLost(effect.phase_id, effect.attempt, "the work tree was lost")
         if isinstance(effect, EvaluateGate):
             bad = self.harsh * 100
             weights = {
@@ -284,6 +288,7 @@ class World:
             CIFinished(phase_id, f"c{rng.randint(0, 9)}", CIResult.GREEN, rerun=rng.randint(0, 2)),
             SnapshotCreated(phase_id, "t"),
             PhaseTimedOut(phase_id, attempt),
+            AttemptLost(phase_id, attempt, "lost"),
             BranchReady("other"),
             PhasesQueued(),
             ArtefactsWritten("old"),

@@ -6,6 +6,7 @@ simulator holds the request the worker makes there (no polling race)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 from app.domain.run_state import RunStatus
@@ -86,3 +87,48 @@ async def test_sigkill_at_every_state(
     ours = [c for c in repo.check_runs if c.name == "Autopack"]
     assert len({c.head_sha for c in ours}) == len(ours)  # one check run per head
     assert all(c.status == "completed" for c in ours)  # none left in progress by a kill
+
+
+async def test_a_change_lost_with_its_work_tree_is_built_again(
+    fakegithub: FakeGitHub, tmp_path: Path
+) -> None:
+    # The worker dies while pushing, and its disk with it (another host takes over): the gated
+    # change exists nowhere any more, so that attempt is lost and the builder runs again.
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'autopack.db'}"
+    env = await prepare(fakegithub, tmp_path, database_url)
+    server = Server(env, tmp_path)
+    await server.start()
+    fakegithub.webhook_url = f"{server.url}/api/github/webhooks"
+    engine = create_engine(database_url)
+    store = RunStore(engine)
+    try:
+        issue = await fakegithub.open_issue(REPO, "One", "- [ ] Add it\n", user="alice")
+        hold = fakegithub.faults.hold_next("POST", f"{R}/git/trees$")
+        await fakegithub.label_issue(REPO, issue, "autopack:run", sender="alice")
+        async with asyncio.timeout(40):
+            await hold.reached.wait()
+        await server.kill()
+        shutil.rmtree(tmp_path / "data" / "workspaces")
+        hold.release.set()
+        await server.start()
+        async with asyncio.timeout(40):
+            while True:
+                (run,) = await store.list_runs(repository=REPO)
+                if run.terminal:
+                    break
+                await asyncio.sleep(0.05)
+        await fakegithub.idle()
+    finally:
+        fakegithub.webhook_url = None
+        await server.stop()
+        await engine.dispose()
+    state = Envelope.loads(run.state).state
+    assert run.status == RunStatus.DONE_SUCCESS.value, state.terminal_reason
+    assert state.phases[0].builder_attempts == 2
+    assert "lost with the work tree" in state.phases[0].feedback[0]
+    commits = fakegithub.repo(REPO).commits(f"heads/{run.branch}")
+    trailers = [parse_trailers(c.message) for c in commits]
+    assert [(t["Autopack-Phase"], t["Autopack-Attempt"]) for t in trailers[:2]] == [
+        ("artefacts", "1"),
+        ("T1.P1", "2"),
+    ]

@@ -1,4 +1,5 @@
-"""What a webhook asks Autopack to do: start, cancel, preview or retry a run, or nothing.
+"""What a webhook asks Autopack to do: start, cancel, preview or retry a run, guard its plan, or
+nothing.
 
 Pure: a parsed delivery and who Autopack is in, a `Trigger` out. Permission checks need the API
 and happen at the edge (`needs_permission` says when); `permission_allows` decides on the answer.
@@ -9,10 +10,10 @@ labels, comments or check runs is a known failure of peer tools.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+
+from app.domain.payload import Payload, User
 
 RUN_LABEL = "autopack:run"
 CANCEL_LABEL = "autopack:cancel"
@@ -27,6 +28,7 @@ class TriggerKind(StrEnum):
     CANCEL = "cancel"
     PLAN = "plan"
     RETRY = "retry"
+    BODY_EDITED = "body_edited"  # the plan under a run changed: who changed it decides
     IGNORE = "ignore"
 
 
@@ -65,43 +67,48 @@ def permission_allows(permission: str | None) -> bool:
     return permission in ("admin", "maintain", "write")
 
 
-def may_matter(event: str, payload: Mapping[str, Any], app_id: int | None) -> bool:
+def may_matter(event: str, payload: Payload, app_id: int | None) -> bool:
     """False for deliveries that can never drive a run, judged from the payload alone.
 
     The web endpoint uses it to leave out, before storing, the echoes of Autopack's own work
-    (its labels, comments, pull request and check runs) and other apps' check runs being
-    created: most of a run's webhooks. It is a superset of what `classify` and the CI wake act on
-    (installation events always matter), so it changes no decision, only where it is made.
+    (its labels, comments, pull request and check runs), other apps' check runs being created and
+    edits of issues no run is working on: most of a run's webhooks. It is a superset of what
+    `classify` and the CI wake act on (installation events always matter), so it changes no
+    decision, only where it is made.
     """
-    action = payload.get("action")
+    action = payload.action
     if event == "check_run":
         if action == "requested_action":
             return True
-        app = (payload.get(event) or {}).get("app") or {}
-        return action == "completed" and (app_id is None or app.get("id") != app_id)
+        app = payload.check_run.app if payload.check_run is not None else None
+        return action == "completed" and (app_id is None or app is None or app.id != app_id)
     if event == "check_suite":
         return False  # every check run in it sends its own `completed`: that is the wake-up
     if event == "issues":
-        label = str((payload.get("label") or {}).get("name", ""))
+        label = payload.label.name if payload.label is not None else ""
         if action in ("labeled", "unlabeled"):
             return label in (RUN_LABEL, CANCEL_LABEL)
+        if action == "edited":
+            # Only a run's issue carries the run label; a run without it was cancelled.
+            issue = payload.issue
+            labelled = issue is not None and any(x.name == RUN_LABEL for x in issue.labels)
+            return labelled and _body_changed(payload)
         return action == "closed"
     if event == "issue_comment":
-        comment = payload.get("comment") or {}
-        if action != "created" or (comment.get("user") or {}).get("type") == "Bot":
+        comment = payload.comment
+        if action != "created" or comment is None or _by_bot(comment.user):
             return False
-        return _COMMAND.search(str(comment.get("body", ""))) is not None
+        return _COMMAND.search(comment.body or "") is not None
     return event in ("installation", "installation_repositories")
 
 
-def classify(event: str, payload: Mapping[str, Any], me: Identity) -> Trigger:
+def classify(event: str, payload: Payload, me: Identity) -> Trigger:
     """Decide what a delivery asks for, without any I/O."""
-    sender = payload.get("sender") or {}
-    login = str(sender.get("login", ""))
+    login = payload.sender.login if payload.sender is not None else ""
     if login.lower() == me.bot_login.lower():
         return ignore("caused by Autopack itself")
-    repository = str((payload.get("repository") or {}).get("full_name", ""))
-    action = payload.get("action")
+    repository = payload.repository_name
+    action = payload.action
     if event == "issues":
         return _issues(action, payload, repository, login)
     if event == "issue_comment" and action == "created":
@@ -111,19 +118,26 @@ def classify(event: str, payload: Mapping[str, Any], me: Identity) -> Trigger:
     return ignore(f"{event}.{action} does not drive runs")
 
 
-def _issue_number(payload: Mapping[str, Any]) -> int:
-    number = (payload.get("issue") or {}).get("number")
-    return number if isinstance(number, int) else 0
+def _by_bot(user: User | None) -> bool:
+    return user is not None and user.type == "Bot"
 
 
-def _issues(action: Any, payload: Mapping[str, Any], repository: str, login: str) -> Trigger:
-    issue = payload.get("issue") or {}
-    if issue.get("pull_request") is not None:
+def _body_changed(payload: Payload) -> bool:
+    return payload.changes is not None and payload.changes.body is not None
+
+
+def _issue_number(payload: Payload) -> int:
+    return payload.issue.number if payload.issue is not None else 0
+
+
+def _issues(action: str | None, payload: Payload, repository: str, login: str) -> Trigger:
+    issue = payload.issue
+    if issue is not None and issue.pull_request is not None:
         return ignore("labels on pull requests do not drive runs")
-    label = str((payload.get("label") or {}).get("name", ""))
+    label = payload.label.name if payload.label is not None else ""
     number = _issue_number(payload)
     if action == "labeled" and label == RUN_LABEL:
-        if issue.get("state") == "closed":
+        if issue is not None and issue.state == "closed":
             return ignore("the issue is closed")
         return Trigger(TriggerKind.START, repository, number, login)
     if (action == "labeled" and label == CANCEL_LABEL) or (
@@ -132,14 +146,16 @@ def _issues(action: Any, payload: Mapping[str, Any], repository: str, login: str
         return Trigger(TriggerKind.CANCEL, repository, number, login)
     if action == "closed":
         return Trigger(TriggerKind.CANCEL, repository, number, login, reason="issue closed")
+    if action == "edited" and _body_changed(payload):
+        return Trigger(TriggerKind.BODY_EDITED, repository, number, login)
     return ignore(f"issues.{action} with label {label!r} does not drive runs")
 
 
-def _comment(payload: Mapping[str, Any], repository: str, login: str) -> Trigger:
-    if (payload.get("comment") or {}).get("user", {}).get("type") == "Bot":
+def _comment(payload: Payload, repository: str, login: str) -> Trigger:
+    comment = payload.comment
+    if comment is None or _by_bot(comment.user):
         return ignore("comments by bots never drive runs")
-    body = str((payload.get("comment") or {}).get("body", ""))
-    match = _COMMAND.search(body)
+    match = _COMMAND.search(comment.body or "")
     if match is None:
         return ignore("no /autopack command in the comment")
     command = match.group("command").lower()
@@ -149,22 +165,14 @@ def _comment(payload: Mapping[str, Any], repository: str, login: str) -> Trigger
     return Trigger(kinds[command], repository, _issue_number(payload), login)
 
 
-def _retry(payload: Mapping[str, Any], repository: str, login: str, me: Identity) -> Trigger:
-    check_run = payload.get("check_run") or {}
-    if (check_run.get("app") or {}).get("id") != me.app_id:
+def _retry(payload: Payload, repository: str, login: str, me: Identity) -> Trigger:
+    check_run = payload.check_run
+    if check_run is None or check_run.app is None or check_run.app.id != me.app_id:
         return ignore("an action on another app's check run")
-    if (payload.get("requested_action") or {}).get("identifier") != RETRY_ACTION:
+    if payload.requested_action is None or payload.requested_action.identifier != RETRY_ACTION:
         return ignore("an unknown check run action")
-    external = str(check_run.get("external_id") or "")
     # Our check runs carry "<repository>#<issue>/<run id>" as external_id.
-    issue_part = external.partition("#")[2].partition("/")[0]
-    if not issue_part.isdigit():
+    issue_part = (check_run.external_id or "").partition("#")[2].partition("/")[0]
+    if not (issue_part.isascii() and issue_part.isdigit()) or not 0 < int(issue_part) < 2**31:
         return ignore("the check run does not name an Autopack run")
-    run_id = check_run.get("id")
-    return Trigger(
-        TriggerKind.RETRY,
-        repository,
-        int(issue_part),
-        login,
-        check_run_id=run_id if isinstance(run_id, int) else None,
-    )
+    return Trigger(TriggerKind.RETRY, repository, int(issue_part), login, check_run_id=check_run.id)

@@ -16,6 +16,7 @@ import gidgethub
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.domain.payload import Payload
 from app.engine.driver import RunDriver
 from app.engine.executor import EngineExecutor
 from app.engine.intake import router as installation_router
@@ -27,6 +28,7 @@ from app.store.backlogs import BacklogStore
 from app.store.db import session_factory
 from app.store.inbox import Inbox, InboxDelivery
 from app.store.installations import Installations
+from app.store.notices import RefusalNotices
 from app.store.progress import ProgressStore
 from app.store.queue import RunQueue
 from app.store.runs import RunStore
@@ -75,7 +77,7 @@ async def running_engine(
                 settings.private_key.get_secret_value(),
             )
             store, queue = RunStore(engine), RunQueue(engine)
-            intake = RunIntake(settings, app, store, queue)
+            intake = RunIntake(settings, app, store, queue, RefusalNotices(engine))
             executor = EngineExecutor(
                 settings,
                 app,
@@ -85,7 +87,7 @@ async def running_engine(
             )
             lease = timedelta(seconds=settings.lease_seconds)
             driver = RunDriver(store, queue, executor, owner=worker_name(), lease=lease)
-            dispatch = _both(dispatch, intake, run_wake)
+            dispatch = dispatch_to_both(dispatch, intake, run_wake)
         inbox = Inbox(engine)
         inbox_worker = InboxWorker(
             inbox, dispatch, inbox_wake, lease=timedelta(seconds=settings.lease_seconds)
@@ -105,10 +107,14 @@ async def running_engine(
                 log.error("a worker task did not stop in time: %s", task.get_name())
 
 
-def _both(installations: Dispatch, intake: RunIntake, run_wake: asyncio.Event) -> Dispatch:
-    async def dispatch(delivery: InboxDelivery) -> None:
-        await installations(delivery)
-        await intake.handle(delivery)
+def dispatch_to_both(
+    installations: Dispatch, intake: RunIntake, run_wake: asyncio.Event
+) -> Dispatch:
+    """Installation events keep their tables current, the others drive runs (woken at once)."""
+
+    async def dispatch(delivery: InboxDelivery, payload: Payload) -> None:
+        await installations(delivery, payload)
+        await intake.handle(delivery, payload)
         run_wake.set()
 
     return dispatch

@@ -240,3 +240,13 @@ class RunIssueRow(Base):
     line: Mapped[int | None] = mapped_column(Integer, nullable=True)
     commit_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
     message: Mapped[str] = mapped_column(Text)
+
+
+class RefusalNoticeRow(Base):
+    """When a refusal comment was last posted on an issue (see store/notices.py)."""
+
+    __tablename__ = "refusal_notices"
+
+    repository: Mapped[str] = mapped_column(String(255), primary_key=True)
+    issue_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

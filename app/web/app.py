@@ -15,17 +15,33 @@ from app.store.db import create_engine
 from app.store.inbox import Inbox
 from app.store.inbox_writer import InboxWriter
 from app.web import api, dashboard, health, metrics, webhooks
-from app.web.keys import ENGINE, INBOX, INBOX_WAKE, INBOX_WRITER, SETTINGS
+from app.web.bodies import MAX_BODY_BYTES, BodyLimits, ByteBudget
+from app.web.keys import (
+    BODY_BUDGET,
+    BODY_LIMITS,
+    ENGINE,
+    INBOX,
+    INBOX_WAKE,
+    INBOX_WRITER,
+    SETTINGS,
+)
 
 log = logging.getLogger("autopack.web")
 
 
 def create_app(
-    settings: Settings, *, engine: AsyncEngine | None = None, with_worker: bool = True
+    settings: Settings,
+    *,
+    engine: AsyncEngine | None = None,
+    with_worker: bool = True,
+    body_limits: BodyLimits | None = None,
 ) -> web.Application:
     """Build the web application; `with_worker` also runs the inbox worker in this process."""
-    app = web.Application(client_max_size=webhooks.MAX_BODY_BYTES)
+    # No route takes a compressed body: the parser must not inflate one (the webhook refuses it).
+    app = web.Application(client_max_size=MAX_BODY_BYTES, handler_args={"auto_decompress": False})
     app[SETTINGS] = settings
+    app[BODY_LIMITS] = body_limits or BodyLimits()
+    app[BODY_BUDGET] = ByteBudget(app[BODY_LIMITS].budget_bytes)
     app[INBOX_WAKE] = asyncio.Event()
     app.cleanup_ctx.append(_database(engine))
     if with_worker:

@@ -23,8 +23,10 @@ from app.web.keys import (
     INBOX,
     INBOX_WAKE,
     INBOX_WRITER,
+    LOGIN_THROTTLE,
     SETTINGS,
 )
+from app.web.throttle import LoginThrottle
 
 log = logging.getLogger("autopack.web")
 
@@ -42,6 +44,7 @@ def create_app(
     app[SETTINGS] = settings
     app[BODY_LIMITS] = body_limits or BodyLimits()
     app[BODY_BUDGET] = ByteBudget(app[BODY_LIMITS].budget_bytes)
+    app[LOGIN_THROTTLE] = LoginThrottle()
     app[INBOX_WAKE] = asyncio.Event()
     app.cleanup_ctx.append(_database(engine))
     if with_worker:

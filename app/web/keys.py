@@ -11,6 +11,7 @@ from app.config import Settings
 from app.store.inbox import Inbox
 from app.store.inbox_writer import InboxWriter
 from app.web.bodies import BodyLimits, ByteBudget
+from app.web.throttle import LoginThrottle
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -21,3 +22,5 @@ INBOX_WAKE = web.AppKey("inbox_wake", asyncio.Event)
 # Webhook bodies: their limits, and the bytes of bodies being read held by this process.
 BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
 BODY_BUDGET = web.AppKey("body_budget", ByteBudget)
+# Wrong API tokens per client address (the API's bearer header and the dashboard's sign-in form).
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)

@@ -38,6 +38,7 @@ from app.domain.triggers import (
 from app.engine.driver import KICK, POLL, job_payload
 from app.engine.envelope import Envelope, Memo
 from app.engine.planning import plan_run, render_plan_preview
+from app.github.auth import GitHubAuthError
 from app.github.client import GitHubApp
 from app.github.comments import post_comment
 from app.github.repo import IssueView, get_issue, sender_permission
@@ -103,8 +104,9 @@ class RunIntake:
         """Act on one delivery (installation events are handled elsewhere)."""
         try:
             await self._handle(delivery, payload)
-        except gidgethub.BadRequest as exc:
-            if exc.status_code not in GONE:
+        except (gidgethub.BadRequest, GitHubAuthError) as exc:
+            status = exc.status_code if isinstance(exc, gidgethub.BadRequest) else exc.status
+            if status not in GONE:
                 raise
             # The repository, issue, user or installation it names does not exist (any more):
             # asking again will not change that.

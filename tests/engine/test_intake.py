@@ -196,6 +196,27 @@ async def test_the_allow_list_holds_for_plans_and_runs(
         assert not sim.calls("GET", f"/repos/{REPO}/contents")  # no plan was compiled
 
 
+@pytest.mark.parametrize(
+    "names",
+    [
+        pytest.param({"installation_id": 987654}, id="unknown-installation"),
+        pytest.param({"repository": "acme/nowhere"}, id="unknown-repository"),
+        pytest.param({"issue": 4242}, id="unknown-issue"),
+    ],
+)
+async def test_a_delivery_naming_what_github_does_not_know_is_done_not_retried(
+    fakegithub: FakeGitHub, engine: AsyncEngine, names: dict[str, Any]
+) -> None:
+    async with intake_world(fakegithub, engine) as world:
+        target = Target(**{"installation_id": world.installation_id, **names})
+        name, labelled = examples(target)[0]
+        status, delivery = await world.post(name, labelled)
+        assert status == 202
+        assert await world.drain() == 1
+        assert await world.inbox.status_of(delivery) == "done"
+        assert await world.store.list_runs() == []
+
+
 @pytest.fixture
 async def hostile_world(fakegithub: FakeGitHub, engine: AsyncEngine) -> AsyncIterator[IntakeWorld]:
     """One world for every example: issue 1 is open and labelled, no run yet."""

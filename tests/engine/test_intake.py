@@ -18,6 +18,7 @@ from app.domain.run_state import RunStatus
 from app.store.inbox import Inbox
 from tests.engine.harness import REPO, autopack
 from tests.engine.intake_world import IntakeWorld, intake_world
+from tests.fakegithub.hooks import DeliveryRecord
 from tests.fakegithub.scenario import FakeGitHub
 from tests.hostile_payloads import Target, examples, hostile
 
@@ -26,7 +27,8 @@ SWAPPED = "A different plan.\n\n- [ ] Delete everything\n"
 WRITE_ACCESS = "only people with write access"
 
 
-def _labelled_delivery(sim: FakeGitHub, issue: int) -> Any:
+def _labelled_delivery(sim: FakeGitHub, issue: int) -> DeliveryRecord:
+    """The simulator's record of the `autopack:run` label being put on the issue."""
     return next(
         d
         for d in sim.deliveries
@@ -51,7 +53,9 @@ async def test_the_run_follows_the_plan_as_labelled_not_as_edited_since(
         await sim.redeliver(_labelled_delivery(sim, issue).guid)
         run, env = await h.finished(issue)
     assert run.status == RunStatus.DONE_SUCCESS.value, env.state.terminal_reason
-    assert [p.title for p in env.state.strategy.phases] == ["Add the settings module"]  # type: ignore[union-attr]
+    strategy = env.state.strategy
+    assert strategy is not None
+    assert [phase.title for phase in strategy.phases] == ["Add the settings module"]
     assert env.memo.plan_body == LABELLED
     assert env.memo.labelled_by == "alice"
 

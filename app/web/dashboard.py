@@ -56,6 +56,7 @@ _SECURITY_HEADERS = {
 NOT_CONFIGURED = "AUTOPACK_API_TOKEN is not set: the dashboard is disabled."
 REFUSED = "That is not the API token."
 MAX_NEXT = 2000
+MAX_FORM_BYTES = 16 * 1024  # a token, a `next` path and a hidden field
 RUNS_PAGE = 50
 
 
@@ -201,6 +202,19 @@ async def login(request: web.Request) -> web.StreamResponse:
         auth.check_throttle(request)
     except auth.Throttled as throttled:
         return _too_many_attempts(request, throttled)
+    length = request.content_length
+    if length is None or length > MAX_FORM_BYTES:
+        # Anyone may post here: a body is read only when it is as small as the form's.
+        response = _render(
+            request,
+            "error.html",
+            413,
+            signed_in=False,
+            heading="Refused",
+            message=f"The sign-in form is at most {MAX_FORM_BYTES} bytes, with a length.",
+        )
+        response.force_close()
+        return response
     form = await request.post()
     token, target = form.get("token"), form.get("next")
     target = safe_next(target if isinstance(target, str) else None)

@@ -1,7 +1,10 @@
-"""Wrong API tokens are throttled per client address: 429 with Retry-After, bounded memory."""
+"""Signing in under attack: wrong tokens throttled per client address (429 with Retry-After,
+bounded memory), and no large body read from anyone who posts to the form."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -102,3 +105,24 @@ async def test_a_right_token_clears_earlier_failures(
     client.session.cookie_jar.clear()
     response = await client.post("/login", data={"token": "guess"}, allow_redirects=False)
     assert response.status == 401  # counting started again
+
+
+async def _stalled(first: bytes) -> AsyncIterator[bytes]:
+    yield first
+    await asyncio.Event().wait()  # the rest never comes
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Content-Length": str(20 * 1024 * 1024)}, {}],
+    ids=["declared-large", "no-length"],
+)
+async def test_a_sign_in_form_too_large_or_without_a_length_is_413_unread(
+    aiohttp_client: Any, engine: AsyncEngine, headers: dict[str, str]
+) -> None:
+    client = await api_client(aiohttp_client, engine)
+    form = {"Content-Type": "application/x-www-form-urlencoded", **headers}
+    response = await client.post("/login", data=_stalled(b"token=x&"), headers=form)
+    # Answered although the body never finished arriving: it was not read.
+    assert response.status == 413
+    assert "at most 16384 bytes" in await response.text()

@@ -26,6 +26,7 @@ DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./autopack.db"
 DEFAULT_DATA_DIR = "./.autonomous_runs"
 MAX_CONFIG_BYTES = 1024 * 1024
+MIN_SECRET_CHARS = 20
 
 
 class ConfigError(Exception):
@@ -214,11 +215,11 @@ def load_settings(
     values: dict[str, Any] = {
         "app_id": _parse_app_id(get("APP_ID")),
         "private_key": _read_private_key(get("PRIVATE_KEY"), get("PRIVATE_KEY_PATH")),
-        "webhook_secret": get("WEBHOOK_SECRET"),
+        "webhook_secret": _parse_secret("WEBHOOK_SECRET", get("WEBHOOK_SECRET")),
         "github_api_url": _parse_api_url(get("GITHUB_API_URL") or DEFAULT_API_URL),
         "database_url": _parse_database_url(get("DATABASE_URL") or DEFAULT_DATABASE_URL),
         "data_dir": Path(get("AUTOPACK_DATA_DIR") or DEFAULT_DATA_DIR),
-        "api_token": get("AUTOPACK_API_TOKEN"),
+        "api_token": _parse_secret("AUTOPACK_API_TOKEN", get("AUTOPACK_API_TOKEN")),
         "port": _parse_port(get("PORT")),
         "log_format": _parse_choice("AUTOPACK_LOG_FORMAT", get("AUTOPACK_LOG_FORMAT") or "auto"),
         "ci_poll_seconds": _parse_seconds(
@@ -284,6 +285,17 @@ def _parse_app_id(value: str | None) -> int | None:
     if not value.strip().isdigit() or int(value) <= 0:
         raise ConfigError(f"APP_ID: must be a positive integer (the GitHub App id), got {value!r}")
     return int(value)
+
+
+def _parse_secret(name: str, value: str | None) -> str | None:
+    # A short secret can be guessed (the API token) or brute-forced offline from one signed
+    # delivery (the webhook secret); `openssl rand -hex 32` gives 64 characters.
+    if value is not None and len(value) < MIN_SECRET_CHARS:
+        raise ConfigError(
+            f"{name}: must be at least {MIN_SECRET_CHARS} characters (e.g. openssl rand -hex 32), "
+            f"got {len(value)}"
+        )
+    return value
 
 
 def _parse_port(value: str | None) -> int:

@@ -105,6 +105,9 @@ _DELIVERY_OUTCOMES = {
     "bad_signature": "bad_signature",
     "refused_no_secret": "no_secret",
     "too_large": "too_large",
+    "encoded": "encoded",
+    "read_timeout": "read_timeout",
+    "busy": "busy",
     "bad_headers": "bad_headers",
     "bad_json": "bad_json",
     "pong": "ignored",
@@ -112,7 +115,9 @@ _DELIVERY_OUTCOMES = {
     "store_failed": "store_error",
 }
 # Outcomes decided before the signature was checked: the event header is anyone's to choose.
-_UNVERIFIED = frozenset({"no_secret", "too_large", "bad_signature"})
+_UNVERIFIED = frozenset(
+    {"no_secret", "too_large", "encoded", "read_timeout", "busy", "bad_signature"}
+)
 _METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
 _RATE_RESOURCES = frozenset({"core", "graphql", "search", "code_search", "integration_manifest"})
 _REPO_ROUTES = {

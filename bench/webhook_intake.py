@@ -31,7 +31,7 @@ import aiohttp
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRET = "bench-secret"
+SECRET = "bench-webhook-secret-0123456789"
 
 
 def _run_label_payload() -> bytes:

@@ -67,6 +67,16 @@ def test_config_error_is_one_line_and_exit_2(tmp_path: Path, command: str) -> No
     ]
 
 
+@pytest.mark.parametrize("variable", ["WEBHOOK_SECRET", "AUTOPACK_API_TOKEN"])
+def test_a_short_secret_is_a_config_error(tmp_path: Path, variable: str) -> None:
+    result = _run(tmp_path, "serve", **{variable: "only-19-characters!"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"autopack: configuration error: {variable}: must be at least 20 characters "
+        "(e.g. openssl rand -hex 32), got 19"
+    ]
+
+
 def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     result = _run(tmp_path, "serve", DATABASE_URL="postgresql+asyncpg://u:secretpw@127.0.0.1:1/x")
     assert result.returncode == 1

@@ -46,11 +46,11 @@ def test_full_environment(rsa_pem: str, tmp_path: Path) -> None:
         {
             "APP_ID": "12345",
             "PRIVATE_KEY": rsa_pem,
-            "WEBHOOK_SECRET": "whsec",
+            "WEBHOOK_SECRET": "whsec-0123456789abcdef",
             "GITHUB_API_URL": "https://ghe.example.com/api/v3/",
             "DATABASE_URL": "postgres://u:p@db/autopack",
             "AUTOPACK_DATA_DIR": str(tmp_path),
-            "AUTOPACK_API_TOKEN": "apitoken",
+            "AUTOPACK_API_TOKEN": "apitoken-0123456789abcdef",
             "PORT": "9000",
         }
     )
@@ -64,13 +64,17 @@ def test_full_environment(rsa_pem: str, tmp_path: Path) -> None:
 
 def test_secrets_never_in_repr(rsa_pem: str) -> None:
     settings = load(
-        {"PRIVATE_KEY": rsa_pem, "WEBHOOK_SECRET": "whsec-123", "AUTOPACK_API_TOKEN": "tok-456"}
+        {
+            "PRIVATE_KEY": rsa_pem,
+            "WEBHOOK_SECRET": "whsec-123-0123456789abc",
+            "AUTOPACK_API_TOKEN": "tok-456-0123456789abcd",
+        }
     )
     shown = repr(settings) + str(settings) + str(settings.model_dump())
     for secret in ("whsec-123", "tok-456", "PRIVATE KEY", rsa_pem.splitlines()[1]):
         assert secret not in shown
     assert settings.webhook_secret is not None
-    assert settings.webhook_secret.get_secret_value() == "whsec-123"
+    assert settings.webhook_secret.get_secret_value() == "whsec-123-0123456789abc"
 
 
 def test_private_key_with_escaped_newlines(rsa_pem: str) -> None:
@@ -87,10 +91,10 @@ def test_private_key_path(rsa_pem: str, tmp_path: Path) -> None:
 
 def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"
-    dotenv.write_text("WEBHOOK_SECRET=from-file\nPORT=7000\n")
+    dotenv.write_text("WEBHOOK_SECRET=from-file-0123456789abcd\nPORT=7000\n")
     settings = load_settings({"PORT": "7001"}, dotenv_path=dotenv)
     assert settings.webhook_secret is not None
-    assert settings.webhook_secret.get_secret_value() == "from-file"
+    assert settings.webhook_secret.get_secret_value() == "from-file-0123456789abcd"
     assert settings.port == 7001
 
 
@@ -126,6 +130,8 @@ EC_PEM = (
         ({"AUTOPACK_WORKER_CONCURRENCY": "999"}, "AUTOPACK_WORKER_CONCURRENCY: must be a whole"),
         ({"AUTOPACK_RETRY_BACKOFF_SECONDS": "-1"}, "AUTOPACK_RETRY_BACKOFF_SECONDS: must be"),
         ({"AUTOPACK_CONFIG": "/nonexistent.toml"}, "AUTOPACK_CONFIG (/nonexistent.toml): cannot"),
+        ({"WEBHOOK_SECRET": "s3cr3t"}, "WEBHOOK_SECRET: must be at least 20 characters"),
+        ({"AUTOPACK_API_TOKEN": "x" * 19}, "AUTOPACK_API_TOKEN: must be at least 20 characters"),
     ],
 )
 def test_bad_environment(env: dict[str, str], message: str) -> None:
@@ -134,6 +140,8 @@ def test_bad_environment(env: dict[str, str], message: str) -> None:
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
     assert "BEGIN" not in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
+    assert "x" * 19 not in str(caught.value)
 
 
 GOOD_TOML = """

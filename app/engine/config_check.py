@@ -12,6 +12,7 @@ import logging
 
 from app.config import Settings
 from app.domain.config_feedback import CHECK_NAME, Level, review_ruleset, unreadable
+from app.domain.payload import Payload
 from app.domain.ruleset import MAX_RULESET_BYTES, RULESET_PATH
 from app.domain.triggers import config_change
 from app.github.checks import Annotation, CheckRunOutput, create_check_run, find_check_run
@@ -31,12 +32,12 @@ class ConfigCheck:
         self.settings = settings
         self.app = app
 
-    async def handle(self, delivery: InboxDelivery) -> None:
+    async def handle(self, delivery: InboxDelivery, payload: Payload) -> None:
         """Check the ruleset on the delivery's commit, if the delivery changed it."""
-        change = config_change(delivery.event, delivery.payload)
-        if change is None or delivery.installation_id is None or not change.repository:
+        change = config_change(delivery.event, payload)
+        if change is None or payload.installation_id is None or not change.repository:
             return
-        gh = self.app.installation(delivery.installation_id)
+        gh = self.app.installation(payload.installation_id)
         operator = self.settings.operator
         try:
             text = await _read(gh, change.repository, change.sha)

@@ -71,6 +71,11 @@ class Memo:
     ci: CIWatch | None = None
     phase_started_at: float = 0.0
     builder_notes: tuple[str, ...] = ()
+    # The plan as the maintainer labelled it (from the labeled delivery); None: read the issue.
+    plan_title: str = ""
+    plan_body: str | None = None
+    labelled_by: str = ""
+    label_digest: str = ""  # of the delivery that started the run: a replay of it starts nothing
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON."""

@@ -251,7 +251,9 @@ class EngineExecutor:
         identity = RunIdentity(record.id, record.repository, record.issue_number, record.branch)
         backlog = await self.backlogs.get(record.repository) if self.backlogs else None
         ask = self._planner(ctx) if self.settings.operator.planner else None
-        planned = await plan_run(ctx.gh, self.settings, identity, backlog, ask)
+        memo = env.memo
+        labelled = (memo.plan_title, memo.plan_body) if memo.plan_body is not None else None
+        planned = await plan_run(ctx.gh, self.settings, identity, backlog, ask, labelled)
         env = env.note(issue_title=planned.issue_title, default_branch=planned.default_branch)
         if planned.strategy is None:
             return env, StrategyRejected(planned.problem)

@@ -64,22 +64,27 @@ async def plan_run(
     identity: RunIdentity,
     backlog: Backlog | None = None,
     ask_planner: AskPlanner | None = None,
+    labelled: tuple[str, str] | None = None,
 ) -> Planned:
     """Compile the strategy a run of this issue would follow now.
 
-    An issue without a checklist is one phase, unless the operator configured a planner and
-    `ask_planner` is given: then the planner writes the plan (in the same format) and that is
-    parsed instead. A maintainer's own checklist always wins over the planner.
+    `labelled` is the issue's (title, body) as the maintainer labelled it; without it the issue
+    is read as it is now (`/autopack plan`). An issue without a checklist is one phase, unless
+    the operator configured a planner and `ask_planner` is given: then the planner writes the plan
+    (in the same format) and that is parsed instead. A maintainer's own checklist always wins.
     """
     repo = identity.repository
-    issue = await get_issue(gh, repo, identity.issue_number)
+    if labelled is None:
+        issue = await get_issue(gh, repo, identity.issue_number)
+        labelled = (issue.title, issue.body)
+    title, body = labelled
     try:
         head = await default_branch_head(gh, repo)
     except RepositoryEmpty:
-        return Planned(None, "the repository has no commits to build on", issue.title, "")
+        return Planned(None, "the repository has no commits to build on", title, "")
 
     def refuse(problem: str) -> Planned:
-        return Planned(None, problem, issue.title, head.branch)
+        return Planned(None, problem, title, head.branch)
 
     try:
         text = await read_file(gh, repo, RULESET_PATH, head.sha, MAX_RULESET_BYTES)
@@ -94,16 +99,16 @@ async def plan_run(
             f"{RULESET_PATH} names builder profile {ruleset.builder!r}, which the operator has "
             "not configured (AUTOPACK_CONFIG [builders])"
         )
-    plan = parse_plan(issue.title, issue.body)
+    plan = parse_plan(title, body)
     planner_tokens = 0
-    if operator.planner and ask_planner is None and not has_checklist(issue.body):
+    if operator.planner and ask_planner is None and not has_checklist(body):
         note = f"When the run starts, the planner profile {operator.planner!r} writes the plan."
         plan = replace(plan, warnings=(note, *plan.warnings))
-    elif ask_planner is not None and operator.planner and not has_checklist(issue.body):
-        answer = await ask_planner(issue.title, issue.body or "", head.sha)
+    elif ask_planner is not None and operator.planner and not has_checklist(body):
+        answer = await ask_planner(title, body or "", head.sha)
         planner_tokens = answer.tokens
         if has_checklist(answer.text):
-            drafted = parse_plan(issue.title, answer.text)
+            drafted = parse_plan(title, answer.text)
             note = f"The plan was written by the planner profile {operator.planner!r}."
             plan = replace(drafted, warnings=(note, *drafted.warnings))
         else:
@@ -119,7 +124,7 @@ async def plan_run(
         auditor_available=ruleset.auditor in operator.auditors,
     )
     strategy = compile_strategy(ruleset, selection, backlog or Backlog(), identity, caps)
-    return Planned(strategy, "", issue.title, head.branch, selection.note, planner_tokens)
+    return Planned(strategy, "", title, head.branch, selection.note, planner_tokens)
 
 
 def render_plan_preview(planned: Planned) -> str:

@@ -17,6 +17,9 @@ from app.logs import fields
 from app.web.webhooks import HANDLED_EVENTS
 
 log = logging.getLogger("autopack.redelivery")
+# The endpoint refused the body itself (malformed, too large, compressed): the same body again
+# would be refused again, every catch-up pass, for as long as GitHub keeps the delivery.
+REFUSED_FOR_GOOD = frozenset({400, 413, 415})
 
 
 class AppAPI(Protocol):
@@ -40,6 +43,7 @@ class RedeliveryReport:
     examined: int
     redelivered: tuple[str, ...]
     skipped_unhandled: int
+    skipped_refused: int = 0
 
 
 def _when(value: str) -> datetime:
@@ -72,17 +76,20 @@ async def redeliver_failed(
         examined += 1
         attempts.setdefault(delivery["guid"], []).append(delivery)
     redelivered: list[str] = []
-    unhandled = 0
+    unhandled = refused = 0
     for guid, tries in attempts.items():
         if any(200 <= (t.get("status_code") or 0) < 300 for t in tries):
             continue
         if tries[0].get("event") not in HANDLED_EVENTS:
             unhandled += 1
             continue
+        newest = max(tries, key=lambda t: _when(t["delivered_at"]))
+        if newest.get("status_code") in REFUSED_FOR_GOOD:
+            refused += 1
+            continue
         if await inbox.status_of(guid) is not None or len(redelivered) >= max_redeliveries:
             continue
-        newest = max(tries, key=lambda t: _when(t["delivered_at"]))
         await app.post(f"/app/hook/deliveries/{newest['id']}/attempts", data={})
         redelivered.append(guid)
         log.info("asked GitHub to redeliver", extra=fields(delivery=guid, event=newest["event"]))
-    return RedeliveryReport(examined, tuple(redelivered), unhandled)
+    return RedeliveryReport(examined, tuple(redelivered), unhandled, refused)

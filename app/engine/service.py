@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.agents.sandbox_check import sandbox_report
 from app.config import Settings
+from app.domain.payload import Payload
 from app.engine.config_check import ConfigCheck
 from app.engine.driver import RunDriver
 from app.engine.executor import EngineExecutor
@@ -31,6 +32,7 @@ from app.store.db import session_factory
 from app.store.evidence import EvidenceStore
 from app.store.inbox import Inbox, InboxDelivery
 from app.store.installations import Installations
+from app.store.notices import RefusalNotices
 from app.store.progress import ProgressStore
 from app.store.queue import RunQueue
 from app.store.runs import RunStore
@@ -108,7 +110,7 @@ async def running_engine(
                 policy=RetryPolicy(backoff_base=settings.retry_backoff_seconds),
             )
             store, queue = RunStore(engine), RunQueue(engine)
-            intake = RunIntake(settings, app, store, queue)
+            intake = RunIntake(settings, app, store, queue, RefusalNotices(engine))
             executor = EngineExecutor(
                 settings,
                 app,
@@ -128,7 +130,7 @@ async def running_engine(
                 for slot in range(settings.worker_concurrency)
             ]
             await _take_back_dead_leases(queue)
-            dispatch = _both(dispatch, intake, ConfigCheck(settings, app), run_wake)
+            dispatch = dispatch_to_both(dispatch, intake, ConfigCheck(settings, app), run_wake)
         inbox = Inbox(engine)
         inbox_worker = InboxWorker(
             inbox, dispatch, inbox_wake, lease=timedelta(seconds=settings.lease_seconds)
@@ -178,13 +180,16 @@ def _alive(pid_text: str) -> bool:
     return True
 
 
-def _both(
+def dispatch_to_both(
     installations: Dispatch, intake: RunIntake, config_check: ConfigCheck, run_wake: Wakeup
 ) -> Dispatch:
-    async def dispatch(delivery: InboxDelivery) -> None:
-        await installations(delivery)
-        await intake.handle(delivery)
-        await config_check.handle(delivery)
+    """Installation events keep their tables current, the others drive runs (woken at once)
+    or check a changed ruleset."""
+
+    async def dispatch(delivery: InboxDelivery, payload: Payload) -> None:
+        await installations(delivery, payload)
+        await intake.handle(delivery, payload)
+        await config_check.handle(delivery, payload)
         run_wake.set()
 
     return dispatch

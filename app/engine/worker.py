@@ -10,30 +10,26 @@ from datetime import timedelta
 
 from gidgethub import routing, sansio
 
+from app.domain.payload import MalformedPayload, Payload, parse_payload
 from app.logs import fields
 from app.store.inbox import Inbox, InboxDelivery
 from app.store.installations import Installations
 
 log = logging.getLogger("autopack.worker")
 
-Dispatch = Callable[[InboxDelivery], Awaitable[None]]
-
-
-class MalformedDelivery(Exception):
-    """A stored payload lacks what its event type promises; retrying will not help."""
+# Handles one delivery, given its typed payload.
+Dispatch = Callable[[InboxDelivery, Payload], Awaitable[None]]
 
 
 def router_dispatch(router: routing.Router, installations: Installations) -> Dispatch:
     """Dispatch a delivery through a gidgethub router with the collaborators handlers need."""
 
-    async def dispatch(delivery: InboxDelivery) -> None:
+    async def dispatch(delivery: InboxDelivery, payload: Payload) -> None:
+        # The router picks handlers by event and action; handlers read the typed payload.
         event = sansio.Event(
-            delivery.payload, event=delivery.event, delivery_id=delivery.delivery_id
+            {"action": payload.action}, event=delivery.event, delivery_id=delivery.delivery_id
         )
-        try:
-            await router.dispatch(event, installations)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MalformedDelivery(f"{type(exc).__name__}: {exc}") from exc
+        await router.dispatch(event, payload, installations)
 
     return dispatch
 
@@ -80,11 +76,14 @@ class InboxWorker:
             attempt=delivery.attempts,
         )
         try:
-            await self._dispatch(delivery)
-        except MalformedDelivery as exc:
+            # Stored before this version checked shapes, or by hand: checked again here.
+            payload = parse_payload(delivery.event, delivery.body)
+        except MalformedPayload as exc:
             await self._inbox.finish(delivery, status="malformed")
             log.warning("delivery malformed, dropped: %s", exc, extra=context)
             return
+        try:
+            await self._dispatch(delivery, payload)
         except Exception as exc:
             # Any other failure is retried with the lease; the error is kept on the row.
             final = await self._inbox.fail(delivery, f"{type(exc).__name__}: {exc}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,7 +36,7 @@ class InboxDelivery:
     event: str
     action: str | None
     installation_id: int | None
-    payload: dict[str, Any]
+    body: str  # the JSON text as received; the worker parses it (app.domain.payload)
     attempts: int
 
     @classmethod
@@ -49,7 +48,7 @@ class InboxDelivery:
             event=row.event,
             action=row.action,
             installation_id=row.installation_id,
-            payload=json.loads(row.payload),
+            body=row.payload,
             attempts=row.attempts,
         )
 

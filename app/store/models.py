@@ -253,3 +253,13 @@ class RunEvidenceRow(Base):
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     text: Mapped[str] = mapped_column(Text)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RefusalNoticeRow(Base):
+    """When a refusal comment was last posted on an issue (see store/notices.py)."""
+
+    __tablename__ = "refusal_notices"
+
+    repository: Mapped[str] = mapped_column(String(255), primary_key=True)
+    issue_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -409,6 +409,19 @@ class RunStore:
             )
             return int((await session.execute(statement)).scalar_one()) + 1
 
+    async def issue_runs(
+        self, repository: str, issue_number: int, limit: int = DEFAULT_RUNS_LIMIT
+    ) -> list[RunRecord]:
+        """The issue's runs, newest first."""
+        statement = (
+            select(RunRow)
+            .where(RunRow.repository == repository, RunRow.issue_number == issue_number)
+            .order_by(RunRow.run_number.desc())
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            return [RunRecord.from_row(row) for row in await session.scalars(statement)]
+
 
 async def _append(
     session: AsyncSession, run_id: str, items: Sequence[NewEvent], moment: datetime

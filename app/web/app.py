@@ -16,8 +16,19 @@ from app.store.inbox import Inbox
 from app.store.inbox_writer import InboxWriter
 from app.web import api, dashboard, health, metrics, webhooks
 from app.web import setup as setup_pages
-from app.web.keys import ENGINE, INBOX, INBOX_WAKE, INBOX_WRITER, SETTINGS
+from app.web.bodies import MAX_BODY_BYTES, BodyLimits, ByteBudget
+from app.web.keys import (
+    BODY_BUDGET,
+    BODY_LIMITS,
+    ENGINE,
+    INBOX,
+    INBOX_WAKE,
+    INBOX_WRITER,
+    LOGIN_THROTTLE,
+    SETTINGS,
+)
 from app.web.setup import SetupFlow
+from app.web.throttle import LoginThrottle
 
 log = logging.getLogger("autopack.web")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -30,6 +41,7 @@ def create_app(
     with_worker: bool = True,
     clock: Callable[[], float] | None = None,
     setup: SetupFlow | None = None,
+    body_limits: BodyLimits | None = None,
 ) -> web.Application:
     """Build the web application; `with_worker` also runs the inbox worker in this process.
 
@@ -37,8 +49,16 @@ def create_app(
     `setup` (while APP_ID is unset) the registration pages are served and `/` leads there.
     """
     middlewares = [_start_at_setup] if setup is not None else []
-    app = web.Application(client_max_size=webhooks.MAX_BODY_BYTES, middlewares=middlewares)
+    # No route takes a compressed body: the parser must not inflate one (the webhook refuses it).
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        handler_args={"auto_decompress": False},
+        middlewares=middlewares,
+    )
     app[SETTINGS] = settings
+    app[BODY_LIMITS] = body_limits or BodyLimits()
+    app[BODY_BUDGET] = ByteBudget(app[BODY_LIMITS].budget_bytes)
+    app[LOGIN_THROTTLE] = LoginThrottle()
     app[INBOX_WAKE] = asyncio.Event()
     app.cleanup_ctx.append(_database(engine))
     if with_worker:

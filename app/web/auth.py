@@ -2,7 +2,9 @@
 
 The REST API takes `Authorization: Bearer <token>`; the dashboard takes either that or the
 `autopack_session` cookie, whose value is an HMAC of the token (never the token itself), so a
-leaked cookie does not reveal the token and changing the token logs every browser out.
+leaked cookie does not reveal the token and changing the token logs every browser out. A wrong
+token (bearer or sign-in form) counts against the client's address (`throttle.py`); a client over
+the limit is refused before its token is even looked at.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import hmac
 from aiohttp import web
 
 from app.config import Settings
-from app.web.keys import SETTINGS
+from app.web.keys import LOGIN_THROTTLE, SETTINGS
 
 COOKIE_NAME = "autopack_session"
 # A fixed label: the cookie is HMAC-SHA256(key=token, msg=label), so it can be recomputed to check.
@@ -37,6 +39,48 @@ def _token(settings: Settings) -> str | None:
 def token_configured(settings: Settings) -> bool:
     """True when the operator has set a non-empty `AUTOPACK_API_TOKEN`."""
     return _token(settings) is not None
+
+
+class Throttled(Exception):
+    """The client gave too many wrong tokens lately; it may try again in `seconds`."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(f"too many wrong tokens: try again in {seconds} s")
+        self.seconds = seconds
+
+
+def client_address(request: web.Request) -> str:
+    """The address failed sign-ins are counted against (a proxy's, behind one)."""
+    return request.remote or "unknown"
+
+
+def check_throttle(request: web.Request) -> None:
+    """Raise Throttled when the client must wait before offering a token again."""
+    wait = request.app[LOGIN_THROTTLE].retry_after(client_address(request))
+    if wait is not None:
+        raise Throttled(wait)
+
+
+def count_failure(request: web.Request) -> None:
+    """Count a wrong token against the client."""
+    request.app[LOGIN_THROTTLE].failed(client_address(request))
+
+
+def count_success(request: web.Request) -> None:
+    """The client signed in: forget its earlier wrong tokens."""
+    request.app[LOGIN_THROTTLE].succeeded(client_address(request))
+
+
+def authenticated(request: web.Request, *, cookie: bool) -> bool:
+    """True for a valid bearer token (or, with `cookie`, session cookie); Throttled when the client
+    must wait. A wrong bearer token counts as a failed sign-in; a stale cookie does not (a browser
+    keeps sending one after the token changed)."""
+    check_throttle(request)
+    if (cookie and cookie_ok(request)) or bearer_ok(request):
+        return True
+    if request.headers.get("Authorization", "")[: len(_BEARER)].lower() == _BEARER:
+        count_failure(request)
+    return False
 
 
 def bearer_ok(request: web.Request) -> bool:
@@ -76,6 +120,15 @@ def cookie_ok(request: web.Request) -> bool:
 def _bytes(text: str) -> bytes:
     # Header text may hold undecodable bytes as surrogates; a bad header must not become a 500.
     return text.encode("utf-8", "surrogatepass")
+
+
+def too_many_attempts(throttled: Throttled) -> web.Response:
+    """The 429 JSON answer for a client that gave too many wrong tokens."""
+    return web.json_response(
+        {"error": "too_many_attempts", "message": str(throttled)},
+        status=429,
+        headers={"Retry-After": str(throttled.seconds)},
+    )
 
 
 def unauthorized(settings: Settings) -> web.Response:

@@ -11,7 +11,7 @@ Rendering (Jinja2, autoescaped, and its filters) is in `templating.py`.
 from __future__ import annotations
 
 import importlib.resources
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
@@ -21,12 +21,13 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from app.web import auth
+from app.web import auth, params
 from app.web.keys import ENGINE, SETTINGS
+from app.web.params import BadParameter
 from app.web.readmodel import (
     DEFAULT_EVENTS_PAGE,
+    RUN_ID,
     STATUS_FILTERS,
-    BadCursor,
     Page,
     ReadModel,
     RunFilters,
@@ -55,6 +56,7 @@ _SECURITY_HEADERS = {
 NOT_CONFIGURED = "AUTOPACK_API_TOKEN is not set: the dashboard is disabled."
 REFUSED = "That is not the API token."
 MAX_NEXT = 2000
+MAX_FORM_BYTES = 16 * 1024  # a token, a `next` path and a hidden field
 RUNS_PAGE = 50
 
 
@@ -83,22 +85,42 @@ def _render(request: web.Request, template: str, status: int = 200, **context: A
     )
 
 
-def _signed_in(request: web.Request) -> bool:
-    return auth.cookie_ok(request) or auth.bearer_ok(request)
+def _dashboard(*parameters: str) -> Callable[[Handler], Handler]:
+    """Guard a page: a request without a valid session goes to the login form (and back after);
+    a query parameter the page does not take, or a bad value, is a 400 page naming it."""
+
+    def decorate(handler: Handler) -> Handler:
+        @wraps(handler)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            try:
+                signed_in = auth.authenticated(request, cookie=True)
+            except auth.Throttled as throttled:
+                return _too_many_attempts(request, throttled)
+            if not signed_in:
+                login_url = request.app.router["dashboard-login"].url_for()
+                target = login_url.with_query(next=request.rel_url.path_qs)
+                return web.Response(status=303, headers={"Location": str(target)})
+            try:
+                params.check_names(request.query, parameters)
+                return await handler(request)
+            except BadParameter as exc:
+                return _render(
+                    request,
+                    "error.html",
+                    400,
+                    signed_in=True,
+                    heading="Bad request",
+                    message=f"{exc.parameter}: {exc.message}.",
+                )
+
+        return guarded
+
+    return decorate
 
 
-def _requires_sign_in(handler: Handler) -> Handler:
-    """Send a request without a valid session to the login form, remembering where it went."""
-
-    @wraps(handler)
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        if not _signed_in(request):
-            login_url = request.app.router["dashboard-login"].url_for()
-            target = login_url.with_query(next=request.rel_url.path_qs)
-            return web.Response(status=303, headers={"Location": str(target)})
-        return await handler(request)
-
-    return guarded
+def _filled(query: Mapping[str, str]) -> dict[str, str]:
+    """The query without empty fields, trimmed: the filter form sends every field."""
+    return {name: value.strip() for name, value in query.items() if value.strip()}
 
 
 def safe_next(value: str | None) -> str:
@@ -130,6 +152,19 @@ def _over_https(request: web.Request) -> bool:
     return request.secure or forwarded == "https"
 
 
+def _too_many_attempts(request: web.Request, throttled: auth.Throttled) -> web.Response:
+    response = _render(
+        request,
+        "login.html",
+        429,
+        signed_in=False,
+        next="/",
+        error=f"Too many wrong tokens from your address: try again in {throttled.seconds} s.",
+    )
+    response.headers["Retry-After"] = str(throttled.seconds)
+    return response
+
+
 def _forbidden(request: web.Request) -> web.Response:
     return _render(
         request,
@@ -147,7 +182,11 @@ def _forbidden(request: web.Request) -> web.Response:
 async def login_form(request: web.Request) -> web.StreamResponse:
     """GET /login: the sign-in form (straight on when already signed in)."""
     target = safe_next(request.query.get("next"))
-    if _signed_in(request):
+    try:
+        signed_in = auth.authenticated(request, cookie=True)
+    except auth.Throttled as throttled:
+        return _too_many_attempts(request, throttled)
+    if signed_in:
         return web.Response(status=303, headers={"Location": target})
     configured = auth.token_configured(request.app[SETTINGS])
     error = None if configured else NOT_CONFIGURED
@@ -155,17 +194,38 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    """POST /login: the right token sets the session cookie; a wrong one gets the form, 401."""
+    """POST /login: the right token sets the session cookie; a wrong one gets the form, 401;
+    too many wrong ones from one address get it with 429 until they age out."""
     if _cross_site(request):
         return _forbidden(request)
+    try:
+        auth.check_throttle(request)
+    except auth.Throttled as throttled:
+        return _too_many_attempts(request, throttled)
+    length = request.content_length
+    if length is None or length > MAX_FORM_BYTES:
+        # Anyone may post here: a body is read only when it is as small as the form's.
+        response = _render(
+            request,
+            "error.html",
+            413,
+            signed_in=False,
+            heading="Refused",
+            message=f"The sign-in form is at most {MAX_FORM_BYTES} bytes, with a length.",
+        )
+        response.force_close()
+        return response
     form = await request.post()
     token, target = form.get("token"), form.get("next")
     target = safe_next(target if isinstance(target, str) else None)
     settings = request.app[SETTINGS]
     value = auth.session_cookie_value(settings)
     if value is None or not isinstance(token, str) or not auth.token_matches(settings, token):
+        if value is not None:
+            auth.count_failure(request)
         error = NOT_CONFIGURED if value is None else REFUSED
         return _render(request, "login.html", 401, signed_in=False, next=target, error=error)
+    auth.count_success(request)
     response = web.Response(status=303, headers={"Location": target, "Cache-Control": "no-store"})
     response.set_cookie(
         auth.COOKIE_NAME,
@@ -187,23 +247,15 @@ async def logout(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@_requires_sign_in
+@_dashboard("repository", "status", "cursor")
 async def runs_page(request: web.Request) -> web.StreamResponse:
     """GET /: runs newest first, filtered by repository and status, a page at a time."""
-    errors: list[str] = []
-    repository = request.query.get("repository", "").strip() or None
-    status = request.query.get("status") or None
-    if status is not None and status not in STATUS_FILTERS:
-        errors.append("Unknown status: showing every status.")
-        status = None
-    cursor = request.query.get("cursor") or None
+    query = _filled(request.query)
+    repository = params.repository(query)
+    status = params.status(query)
     model = ReadModel(request.app[ENGINE])
     filters = RunFilters(repository=repository, status=status)
-    try:
-        listing = await model.list_runs(filters, Page(limit=RUNS_PAGE, cursor=cursor))
-    except BadCursor:
-        errors.append("That page link is not valid: showing the newest runs.")
-        listing = await model.list_runs(filters, Page(limit=RUNS_PAGE))
+    listing = await model.list_runs(filters, Page(limit=RUNS_PAGE, cursor=params.cursor(query)))
     next_url = None
     if listing["next_cursor"] is not None:
         next_url = str(request.rel_url.update_query(cursor=listing["next_cursor"]))
@@ -215,21 +267,21 @@ async def runs_page(request: web.Request) -> web.StreamResponse:
         repository=repository,
         status_filter=status,
         statuses=STATUS_FILTERS,
-        errors=errors,
         next_url=next_url,
     )
 
 
-@_requires_sign_in
+@_dashboard("after")
 async def run_page(request: web.Request) -> web.StreamResponse:
     """GET /runs/{id}: one run with its timeline, budgets, phases, attempts, issues and log."""
     run_id = request.match_info["id"]
     now = datetime.now(UTC)
+    after = params.integer(request.query, "after", 0, 0, 10**9 - 1)
     model = ReadModel(request.app[ENGINE])
-    detail = await model.run_detail(run_id, now=now)
-    raw_after = request.query.get("after", "0")
-    after = int(raw_after) if raw_after.isdigit() and len(raw_after) < 12 else 0
-    events = await model.run_events(run_id, after=after, limit=DEFAULT_EVENTS_PAGE)
+    detail = events = None
+    if RUN_ID.fullmatch(run_id):
+        detail = await model.run_detail(run_id, now=now)
+        events = await model.run_events(run_id, after=after, limit=DEFAULT_EVENTS_PAGE)
     if detail is None or events is None:
         return _render(
             request,
@@ -256,15 +308,15 @@ async def run_page(request: web.Request) -> web.StreamResponse:
     )
 
 
-@_requires_sign_in
+@_dashboard()
 async def backlog_page(request: web.Request) -> web.StreamResponse:
     """GET /repos/{owner}/{repo}/backlog: the repository's open issues, effective major first."""
-    repository = f"{request.match_info['owner']}/{request.match_info['repo']}"
+    repository = params.repository_path(request.match_info["owner"], request.match_info["repo"])
     backlog = await ReadModel(request.app[ENGINE]).repo_backlog(repository)
     return _render(request, "backlog.html", signed_in=True, backlog=backlog)
 
 
-@_requires_sign_in
+@_dashboard()
 async def budget_page(request: web.Request) -> web.StreamResponse:
     """GET /budget: budget aborts, spend per slice and whether the auditor helped."""
     report = await ReadModel(request.app[ENGINE]).budget_report()

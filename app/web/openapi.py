@@ -72,7 +72,10 @@ SCHEMAS: dict[str, Schema] = {
     "Error": {
         "type": "object",
         "properties": {
-            "error": {"type": "string", "enum": ["unauthorized", "bad_request", "not_found"]},
+            "error": {
+                "type": "string",
+                "enum": ["unauthorized", "bad_request", "not_found", "too_many_attempts"],
+            },
             "message": STR,
             "parameter": {"type": "string", "description": "The query or path parameter at fault"},
         },
@@ -370,6 +373,10 @@ def _responses(ok: str, *errors: int) -> Schema:
         "401": {
             **_json("Error", "Missing or wrong bearer token, or no token configured"),
             "headers": {"WWW-Authenticate": {"schema": STR, "description": "Bearer"}},
+        },
+        "429": {
+            **_json("Error", "Too many wrong tokens from this address lately"),
+            "headers": {"Retry-After": {"schema": INT, "description": "Seconds to wait"}},
         },
     }
     texts = {

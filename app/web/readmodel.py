@@ -88,11 +88,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, run_id = json.loads(raw)
         moment = datetime.fromisoformat(created)
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
+        if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or moment.tzinfo is None:
+            raise BadCursor("not a cursor from this API")
+        return moment.astimezone(UTC), run_id
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, OverflowError) as exc:
+        # A date at the edge of the calendar overflows when moved to UTC.
         raise BadCursor("not a cursor from this API") from exc
-    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or moment.tzinfo is None:
-        raise BadCursor("not a cursor from this API")
-    return moment.astimezone(UTC), run_id
 
 
 def iso(moment: datetime | None) -> str | None:

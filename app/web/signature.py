@@ -15,6 +15,7 @@ def sign(body: bytes, secret: str) -> str:
 
 def verify(body: bytes, signature: str | None, secret: str) -> bool:
     """True when `signature` is the sha256 HMAC of `body`; compared in constant time."""
-    if not signature or not signature.startswith(PREFIX):
+    # Header text may hold undecodable bytes as surrogates; only ASCII can be a hex digest.
+    if not signature or not signature.startswith(PREFIX) or not signature.isascii():
         return False
     return hmac.compare_digest(sign(body, secret).encode(), signature.strip().encode())

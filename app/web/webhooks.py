@@ -2,41 +2,45 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 import time
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import metrics
+from app.domain.payload import EVENT_PARTS, MalformedPayload, parse_payload
 from app.domain.triggers import may_matter
 from app.logs import fields
 from app.store.inbox import NewDelivery
 from app.web import signature
-from app.web.keys import INBOX_WAKE, INBOX_WRITER, SETTINGS
+from app.web.bodies import BodyTimedOut, BodyTooLarge, HeldBody, ServerBusy
+from app.web.keys import BODY_BUDGET, BODY_LIMITS, INBOX_WAKE, INBOX_WRITER, SETTINGS
 
 log = logging.getLogger("autopack.webhooks")
 
-MAX_BODY_BYTES = 25 * 1024 * 1024
-# Events some part of Autopack acts on; anything else is acknowledged and dropped. app.yml
-# subscribes to exactly these (less the installation events GitHub sends every App anyway).
-HANDLED_EVENTS = frozenset(
-    {
-        "check_run",
-        "installation",
-        "installation_repositories",
-        "issue_comment",
-        "issues",
-        "pull_request",
-        "status",
-        "push",
-    }
-)
+# Events some part of Autopack acts on (each with the payload parts its handlers read); anything
+# else is acknowledged and dropped. app.yml subscribes to exactly these (less the installation
+# events GitHub sends every App anyway).
+HANDLED_EVENTS = frozenset(EVENT_PARTS)
+# GitHub's delivery ids are GUIDs; anything printable and short is kept, nothing a column refuses.
+DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
-def _answer(status: int, outcome: str, message: str) -> web.Response:
-    return web.json_response({"outcome": outcome, "message": message}, status=status)
+def _answer(
+    status: int, outcome: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    body = {"outcome": outcome, "message": message}
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _refuse_unread(status: int, outcome: str, message: str) -> web.Response:
+    """An answer given before the body was read whole: the connection closes after it."""
+    headers = {"Retry-After": "1"} if status == 429 else None
+    response = _answer(status, outcome, message, headers)
+    response.force_close()
+    return response
 
 
 async def receive(request: web.Request) -> web.Response:
@@ -60,32 +64,45 @@ async def _receive(
     if settings.webhook_secret is None:
         context["outcome"] = "refused_no_secret"
         return _answer(401, "refused", "WEBHOOK_SECRET is not configured on this server")
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        context["outcome"] = "too_large"
-        return _answer(413, "refused", f"payload larger than {MAX_BODY_BYTES} bytes")
-    body = await _read_body(request)
-    if body is None:
-        context["outcome"] = "too_large"
-        return _answer(413, "refused", f"payload larger than {MAX_BODY_BYTES} bytes")
+    if "Content-Encoding" in request.headers:
+        # GitHub never compresses deliveries; inflating one would read more than was sent.
+        context["outcome"] = "encoded"
+        return _refuse_unread(415, "refused", "Content-Encoding is not accepted")
+    limits = request.app[BODY_LIMITS]
+    async with HeldBody(request.app[BODY_BUDGET], limits) as held:
+        try:
+            body = await held.read(request)
+        except BodyTooLarge:
+            context["outcome"] = "too_large"
+            return _refuse_unread(413, "refused", f"payload larger than {limits.max_bytes} bytes")
+        except BodyTimedOut:
+            context["outcome"] = "read_timeout"
+            message = f"the body did not arrive within {limits.read_seconds:g} seconds"
+            return _refuse_unread(408, "refused", message)
+        except ServerBusy:
+            context["outcome"] = "busy"
+            return _refuse_unread(429, "busy", "too many deliveries being read; retry later")
+        return await _verified(request, body, event, delivery_id, context)
+
+
+async def _verified(
+    request: web.Request, body: bytes, event: str, delivery_id: str, context: dict[str, object]
+) -> web.Response:
+    settings = request.app[SETTINGS]
+    assert settings.webhook_secret is not None
     secret = settings.webhook_secret.get_secret_value()
     if not signature.verify(body, request.headers.get("X-Hub-Signature-256"), secret):
         context["outcome"] = "bad_signature"
         return _answer(401, "refused", "missing or invalid X-Hub-Signature-256")
-    if not event or not delivery_id or len(delivery_id) > 64:
+    if not event or not DELIVERY_ID.fullmatch(delivery_id):
         context["outcome"] = "bad_headers"
         return _answer(400, "refused", "X-GitHub-Event and X-GitHub-Delivery are required")
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        payload = parse_payload(event, body)
+    except MalformedPayload as exc:
         context["outcome"] = "bad_json"
-        return _answer(400, "refused", "body is not valid JSON")
-    if not isinstance(payload, dict):
-        context["outcome"] = "bad_json"
-        return _answer(400, "refused", "body is not a JSON object")
-    action = payload.get("action") if isinstance(payload.get("action"), str) else None
-    installation = payload.get("installation")
-    installation_id = installation.get("id") if isinstance(installation, dict) else None
-    context.update(action=action, installation=installation_id)
+        return _answer(400, "refused", str(exc))
+    context.update(action=payload.action, installation=payload.installation_id)
     if event == "ping":
         context["outcome"] = "pong"
         return _answer(200, "pong", "pong")
@@ -95,12 +112,12 @@ async def _receive(
     if not may_matter(event, payload, settings.app_id):
         # Mostly echoes of Autopack's own work: answered, never stored, never processed.
         context["outcome"] = "ignored"
-        return _answer(202, "ignored", f"{event}.{action} cannot drive a run")
+        return _answer(202, "ignored", f"{event}.{payload.action} cannot drive a run")
     delivery = NewDelivery(
         delivery_id=delivery_id,
         event=event,
-        action=action,
-        installation_id=installation_id if isinstance(installation_id, int) else None,
+        action=payload.action,
+        installation_id=payload.installation_id,
         body=body,
     )
     try:
@@ -116,10 +133,3 @@ async def _receive(
     request.app[INBOX_WAKE].set()
     context["outcome"] = "queued"
     return _answer(202, "queued", "delivery stored")
-
-
-async def _read_body(request: web.Request) -> bytes | None:
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return None

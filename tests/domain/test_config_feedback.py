@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from app.domain.config_feedback import (
     review_ruleset,
     unreadable,
 )
+from app.domain.payload import MalformedPayload, parse_payload
 from app.domain.ruleset import RULESET_PATH, SCHEMA_ID
 from app.domain.triggers import ConfigChange, config_change, may_matter
 from tests.conftest import load_payload
@@ -134,6 +136,11 @@ def test_each_fault_gets_its_own_problem_on_its_own_line(lines: list[str]) -> No
 # -- which deliveries change the file --------------------------------------------------------------
 
 
+def test_a_push_whose_commits_are_not_commits_is_malformed() -> None:
+    with pytest.raises(MalformedPayload, match="commits"):
+        parse_payload("push", json.dumps(_push(commits="garbage")))
+
+
 def _push(**changes: Any) -> dict[str, Any]:
     data = copy.deepcopy(load_payload("push"))
     data.update(changes)
@@ -159,7 +166,6 @@ REMOVED = [{"id": "a", "added": [], "removed": [RULESET_PATH], "modified": []}]
         ("push", _push(commits=REMOVED), "head"),
         ("push", _push(commits=TOUCHED, ref="refs/tags/v1"), None),
         ("push", _push(commits=TOUCHED, deleted=True), None),
-        ("push", _push(commits="garbage"), None),
         ("pull_request", _pull("opened", "someone/fork"), "fork"),
         ("pull_request", _pull("synchronize", "someone/fork"), "fork"),
         ("pull_request", _pull("closed", "someone/fork"), None),
@@ -168,9 +174,10 @@ REMOVED = [{"id": "a", "added": [], "removed": [RULESET_PATH], "modified": []}]
     ],
 )
 def test_config_change(event_name: str, payload: dict[str, Any], expected: str | None) -> None:
-    change = config_change(event_name, payload)
+    typed = parse_payload(event_name, json.dumps(payload))
+    change = config_change(event_name, typed)
     if event_name != "issues":  # the webhook endpoint stores exactly these pushes and pulls
-        assert may_matter(event_name, payload, 4242) is (change is not None)
+        assert may_matter(event_name, typed, 4242) is (change is not None)
     if expected is None:
         assert change is None
     elif expected == "head":

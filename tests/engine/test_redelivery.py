@@ -85,3 +85,32 @@ async def test_old_and_unhandled_deliveries_are_left_alone(
             client, Inbox(engine), datetime.now(UTC) + timedelta(hours=1)
         )
         assert future.examined == 0
+
+
+async def test_deliveries_refused_for_their_body_are_not_redelivered(
+    fakegithub: FakeGitHub, engine: AsyncEngine
+) -> None:
+    settings = Settings(webhook_secret=fakegithub.app.webhook_secret)  # type: ignore[arg-type]
+    server = TestServer(create_app(settings, engine=engine, with_worker=False), host="127.0.0.1")
+    await server.start_server()
+    try:
+        fakegithub.webhook_url = str(server.make_url("/api/github/webhooks"))
+        # Signed by GitHub, but not of a shape Autopack reads: 400, and 400 again if resent.
+        refused = await fakegithub.deliver("issues", {"action": "labeled", "label": "x"})
+        assert refused.status_code == 400
+        async with aiohttp.ClientSession() as session:
+            app = GitHubApp(
+                session, fakegithub.url, fakegithub.app.id, fakegithub.app.private_key_pem
+            )
+            report = await redeliver_failed(
+                await app.app_client(),
+                Inbox(engine),
+                datetime.now(UTC) - timedelta(hours=1),
+                settle=timedelta(0),
+            )
+        assert report.redelivered == ()
+        assert report.skipped_refused == 1
+        assert not [d for d in fakegithub.deliveries if d.redelivery]
+    finally:
+        fakegithub.webhook_url = None
+        await server.close()

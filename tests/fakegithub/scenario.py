@@ -244,6 +244,16 @@ class FakeGitHub:
         await self.core.dispatcher.join()
         return comment.id
 
+    async def edit_issue(
+        self, full_name: str, number: int, body: str, sender: str = "octocat"
+    ) -> None:
+        """A person edits an issue's description (issues.edited with changes.body)."""
+        repo = self.repo(full_name)
+        issues_ops.update_issue(
+            self.core, repo, repo.issues[number], {"body": body}, self.user(sender)
+        )
+        await self.core.dispatcher.join()
+
     async def close_issue(self, full_name: str, number: int, sender: str = "octocat") -> None:
         """A person closes an issue or pull request."""
         repo = self.repo(full_name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,7 +35,7 @@ async def test_claim_leases_oldest_first_and_only_once(engine: AsyncEngine) -> N
     assert one is not None
     assert two is not None
     assert (one.delivery_id, two.delivery_id) == ("first", "second")
-    assert one.payload == {"action": "opened", "installation": {"id": 7}}
+    assert json.loads(one.body) == {"action": "opened", "installation": {"id": 7}}
     assert one.attempts == 1
     assert await inbox.claim(now=T0) is None
 

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from app.web.signature import sign
 
-SECRET = "test-webhook-secret"
+SECRET = "test-webhook-secret-0123456789"
 
 
 async def post_webhook(

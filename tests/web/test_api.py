@@ -239,6 +239,12 @@ async def test_a_page_stays_stable_when_new_runs_arrive(
         ("cursor=WyJ4IiwgMV0", "cursor"),  # valid base64 JSON, wrong shape
         ("cursor=WyIyMDI1LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgIlx1MDAwMCJd", "cursor"),  # NUL id
         ("cursor=%21%21", "cursor"),
+        # ["0001-01-01T00:00:00+01:00","a"]: before the start of the calendar once in UTC.
+        ("cursor=WyIwMDAxLTAxLTAxVDAwOjAwOjAwKzAxOjAwIiwiYSJd", "cursor"),
+        ("repository=acme/%00", "repository"),
+        ("repository=acme/..", "repository"),
+        ("since=%00", "since"),
+        ("status=%00", "status"),
         ("colour=blue", "colour"),  # a misspelt filter is not silently ignored
         ("limit=1&limit=2", "limit"),
     ],

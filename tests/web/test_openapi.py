@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.web.app import create_app
+from app.web.keys import LOGIN_THROTTLE
 from app.web.openapi import PATHS, UNDOCUMENTED, document
+from app.web.throttle import LoginThrottle
 from tests.fakegithub.scenario import FakeGitHub
 from tests.web.api_support import AUTH, TOKEN, api_client, real_runs, validator
 
@@ -136,6 +138,8 @@ async def test_schemathesis_finds_no_server_error(
 ) -> None:
     good, _ = await real_runs(fakegithub, engine, tmp_path / "data")
     app = create_app(Settings(api_token=SecretStr(TOKEN)), engine=engine, with_worker=False)
+    # Negative cases send wrong tokens by the hundred; throttled, the rest would all be 429.
+    app[LOGIN_THROTTLE] = LoginThrottle(allowed=10**6)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:

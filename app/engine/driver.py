@@ -26,6 +26,7 @@ from app.domain.effects import Effect, RunAuditor, RunBuilder
 from app.domain.events import Event, event_from_json
 from app.domain.machine import advance
 from app.domain.run_state import RunState
+from app.engine.context import RunContext
 from app.engine.envelope import Envelope
 from app.engine.progress import project
 from app.logs import fields
@@ -43,14 +44,18 @@ LONG_EFFECTS = (RunBuilder, RunAuditor)
 class Executor(Protocol):
     """Carries out effects at the edge and notices time passing."""
 
+    def context(self, record: RunRecord) -> RunContext:
+        """The context of one claim of a run (made once per claim)."""
+        ...
+
     async def execute(
-        self, record: RunRecord, env: Envelope, effect: Effect
+        self, ctx: RunContext, env: Envelope, effect: Effect
     ) -> tuple[Envelope, Event | None]:
         """Carry out one effect; the new envelope (notes) and the result event, if any."""
         ...
 
     async def tick(
-        self, record: RunRecord, env: Envelope, now: float
+        self, ctx: RunContext, env: Envelope, now: float
     ) -> tuple[Envelope, list[Event]]:
         """Events that time alone produces now (timeouts, CI looked at again)."""
         ...
@@ -83,6 +88,7 @@ class _Held:
     claim: Claim  # renewed by the heartbeat while the run is held
     record: RunRecord
     env: Envelope
+    ctx: RunContext  # the run's clients and workspace for this claim
     # A transition applied but not saved yet: its log entries, progress rows and the states
     # it went between (for the metrics, counted once saved).
     unsaved: list[NewEvent] = field(default_factory=list)
@@ -121,7 +127,12 @@ class RunDriver:
         claim = await self.queue.claim(self.owner, self.lease, self._now())
         if claim is None:
             return False
-        held = _Held(claim, claim.run, Envelope.loads(claim.run.state))
+        held = _Held(
+            claim,
+            claim.run,
+            Envelope.loads(claim.run.state),
+            self.executor.context(claim.run),
+        )
         heartbeat = asyncio.create_task(self._heartbeat(held), name=f"lease:{claim.run_id}")
         try:
             await self._drive(held)
@@ -159,7 +170,7 @@ class RunDriver:
     async def _drive(self, held: _Held) -> None:
         leftovers = bool(held.env.pending)  # effects a dead worker saved and did not carry out
         await self._carry_out(held)
-        held.env, timed = await self.executor.tick(held.record, held.env, self.clock())
+        held.env, timed = await self.executor.tick(held.ctx, held.env, self.clock())
         for event in timed:
             await self.queue.enqueue(held.claim.run_id, job_payload(event), now=self._now())
         # The claim brought the jobs due then; unless something was queued since, they are all.
@@ -195,7 +206,7 @@ class RunDriver:
                     items.append(
                         NewEvent(EventKind.TRANSITION, f"{before.status} -> {after.status}")
                     )
-                held.env = held.env.evolve(state=after, pending=(*held.env.pending, *effects))
+                held.env = held.env.advanced(after, effects)
                 items.extend(
                     NewEvent(EventKind.EFFECT, type(e).__name__, json.dumps(e.to_json()))
                     for e in effects
@@ -206,7 +217,7 @@ class RunDriver:
                 items.append(NewEvent(EventKind.NOTE, "ignored", json.dumps({"job": job.id})))
         new_jobs: list[NewJob] = []
         if event is None and json.loads(job.payload).get("poll"):
-            held.env, timed = await self.executor.tick(held.record, held.env, self.clock())
+            held.env, timed = await self.executor.tick(held.ctx, held.env, self.clock())
             new_jobs = [NewJob(job_payload(result)) for result in timed]
         held.unsaved, held.progress, held.observed = items, delta, observed
         if not held.env.pending or new_jobs:
@@ -231,17 +242,17 @@ class RunDriver:
             if isinstance(effect, LONG_EFFECTS):
                 outcome = await self._interruptible(held, effect)
                 if outcome is None:  # cancelled: the Cancelled job decides what follows
-                    held.env = held.env.evolve(pending=())
+                    held.env = held.env.with_pending(())
                     held.unsaved.append(NewEvent(EventKind.NOTE, "interrupted"))
                     await self._save(held, done=done)
                     return
                 env, result = outcome
             else:
-                env, result = await self.executor.execute(held.record, held.env, effect)
+                env, result = await self.executor.execute(held.ctx, held.env, effect)
             if result is not None:
                 held.jobs.append(NewJob(job_payload(result), effect.key))
             noted = env.memo != held.env.memo or env.state is not held.env.state
-            held.env = env.evolve(pending=held.env.pending[1:])
+            held.env = env.with_pending(held.env.pending[1:])
             if noted or not held.env.pending or isinstance(effect, LONG_EFFECTS) or held.unsaved:
                 await self._save(held, done=[] if held.env.pending else done)
             log.info(
@@ -253,7 +264,7 @@ class RunDriver:
         self, held: _Held, effect: Effect
     ) -> tuple[Envelope, Event | None] | None:
         """Run a long effect, stopping it if a cancel arrives."""
-        task = asyncio.create_task(self.executor.execute(held.record, held.env, effect))
+        task = asyncio.create_task(self.executor.execute(held.ctx, held.env, effect))
         try:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=self.cancel_poll_seconds)
@@ -297,7 +308,11 @@ class RunDriver:
             # Counted once the transition is saved, so a lost lease does not count it twice.
             before, after, event = observed
             metrics.observe_transition(
-                before, after, self.clock(), held.env.memo.phase_started_at or None, event=event
+                before,
+                after,
+                self.clock(),
+                held.env.memo.clocks.phase_started_at or None,
+                event=event,
             )
 
 

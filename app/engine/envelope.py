@@ -1,5 +1,5 @@
 """What the engine stores for a run: the machine's state, the effects not yet carried out, and the
-engine's own notes (ids of things it created on GitHub, CI deadlines).
+engine's own notes (`memo.py`: ids of things it created on GitHub, report cadence, CI, clocks).
 
 Effects are saved with the state that asked for them, before any is carried out, so a worker that
 dies half-way leaves them for the next one, which carries them out again: every effect is
@@ -10,90 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from app.domain.dataclass_codec import decode_fields, encode_fields
 from app.domain.effects import RETIRED_EFFECT_TYPES, Effect, effect_from_json
 from app.domain.run_state import RunState
-
-
-@dataclass(frozen=True)
-class CIWatch:
-    """The commit whose CI the run waits for (kept, settled, after its verdict)."""
-
-    sha: str
-    phase_id: str
-    rerun: int
-    since: float  # epoch seconds the wait (or re-run) started
-    failed_before: tuple[str, ...] = ()
-    # After a re-run, runs of these checks with ids at or below floor_id are the old results.
-    rerun_names: tuple[str, ...] = ()
-    floor_id: int = 0
-    # The phase's base commit and the check/status names seen on it (read when `all` is required).
-    base_sha: str = ""
-    expected: tuple[str, ...] = ()
-    # Set with the verdict: the newest check run id the verdict saw (a re-run's floor).
-    settled: bool = False
-    seen_floor: int = 0
-
-
-@dataclass(frozen=True)
-class Memo:
-    """The engine's notes on a run; none of it changes what the machine decides."""
-
-    installation_id: int
-    repository: str
-    issue_number: int
-    issue_title: str = ""
-    started_at: float = 0.0
-    default_branch: str = ""
-    protected: tuple[str, ...] = ()
-    head_tree: str = ""
-    check_run_id: int | None = None
-    check_run_sha: str = ""
-    checked_status: str = ""  # the state the check run last showed, and when it was updated
-    checked_at: float = 0.0
-    final_head: str = ""  # the branch head after the final artefacts commit
-    final_reported: bool = False
-    label: str = ""
-    annotations_sent: int = 0
-    comment_id: int | None = None
-    # What the last comment edit showed, and when: edits are coalesced (see reporting.py).
-    commented_status: str = ""
-    commented_pull: int | None = None
-    commented_at: float = 0.0
-    pull_refreshed_landed: int = 0  # phases landed when the PR body was last refreshed
-    pull_refreshed_at: float = 0.0
-    backlog_issue: int | None = None
-    pull_number: int | None = None
-    pull_node_id: str = ""
-    pull_ready: bool = False
-    ci: CIWatch | None = None
-    phase_started_at: float = 0.0
-    builder_notes: tuple[str, ...] = ()
-    # The plan as the maintainer labelled it (from the labeled delivery); None: read the issue.
-    plan_title: str = ""
-    plan_body: str | None = None
-    labelled_by: str = ""
-    label_digest: str = ""  # of the delivery that started the run: a replay of it starts nothing
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON."""
-        data = {k: v for k, v in self.__dict__.items() if k != "ci"}
-        data["builder_notes"] = list(self.builder_notes)
-        data["protected"] = list(self.protected)
-        data["ci"] = None if self.ci is None else encode_fields(self.ci)
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Memo:
-        """Inverse of `to_json`."""
-        ci = data.get("ci")
-        fields = {k: v for k, v in data.items() if k != "ci"}
-        fields["builder_notes"] = tuple(fields.get("builder_notes", ()))
-        fields["protected"] = tuple(fields.get("protected", ()))
-        watch = None if ci is None else decode_fields(CIWatch, ci)
-        return cls(**fields, ci=watch)
+from app.engine.memo import Memo, MemoRecord
 
 
 @dataclass(frozen=True)
@@ -104,13 +24,17 @@ class Envelope:
     memo: Memo
     pending: tuple[Effect, ...] = field(default_factory=tuple)
 
-    def evolve(self, **changes: Any) -> Envelope:
-        """A copy with some fields changed."""
-        return replace(self, **changes)
+    def advanced(self, state: RunState, effects: tuple[Effect, ...]) -> Envelope:
+        """The machine moved to `state` and asked for `effects` (after those still pending)."""
+        return replace(self, state=state, pending=(*self.pending, *effects))
 
-    def note(self, **changes: Any) -> Envelope:
-        """A copy with some memo fields changed."""
-        return replace(self, memo=replace(self.memo, **changes))
+    def with_pending(self, pending: tuple[Effect, ...]) -> Envelope:
+        """A copy with these effects left to carry out."""
+        return replace(self, pending=pending)
+
+    def put(self, record: MemoRecord) -> Envelope:
+        """A copy whose notes hold `record` in place of the record of its kind."""
+        return replace(self, memo=self.memo.put(record))
 
     def dumps(self) -> str:
         """The JSON text stored in the database."""

@@ -36,7 +36,8 @@ from app.domain.triggers import (
     permission_allows,
 )
 from app.engine.driver import KICK, POLL, job_payload
-from app.engine.envelope import Envelope, Memo
+from app.engine.envelope import Envelope
+from app.engine.memo import Memo, RunFacts
 from app.engine.planning import plan_run, render_plan_preview
 from app.github.auth import GitHubAuthError
 from app.github.client import GitHubApp
@@ -201,13 +202,15 @@ class RunIntake:
         envelope = Envelope(
             state=RunState(run_id),
             memo=Memo(
-                installation_id=payload.installation_id,
-                repository=repo,
-                issue_number=number,
-                plan_title=plan.title,
-                plan_body=plan.body,
-                labelled_by=plan.labelled_by,
-                label_digest=plan.digest,
+                RunFacts(
+                    installation_id=payload.installation_id,
+                    repository=repo,
+                    issue_number=number,
+                    plan_title=plan.title,
+                    plan_body=plan.body,
+                    labelled_by=plan.labelled_by,
+                    label_digest=plan.digest,
+                )
             ),
             pending=(CompileStrategy(),),
         )
@@ -296,17 +299,17 @@ def _labelled_plan(
     A label starts the issue as the delivery carried it (what the maintainer saw when labelling).
     Retry runs the previous run's plan again, so an edit since then cannot slip in with it.
     """
-    memos = [Envelope.loads(run.state).memo for run in earlier]
+    facts = [Envelope.loads(run.state).memo.facts for run in earlier]
     if trigger.kind is TriggerKind.START:
         digest = hashlib.sha256(delivery.body.encode()).hexdigest()
-        if any(memo.label_digest == digest for memo in memos):
+        if any(fact.label_digest == digest for fact in facts):
             return None
         labelled = payload.issue
         assert labelled is not None, "parse_payload requires it of issues deliveries"
         # NUL cannot be stored in PostgreSQL text; GitHub itself never sends one.
         title, body = (text.replace("\0", "") for text in (labelled.title, labelled.body or ""))
         return LabelledPlan(title, body, trigger.sender, digest)
-    previous = next((memo for memo in memos if memo.plan_body is not None), None)
+    previous = next((fact for fact in facts if fact.plan_body is not None), None)
     if previous is not None and previous.plan_body is not None:
         return LabelledPlan(previous.plan_title, previous.plan_body, previous.labelled_by)
     return LabelledPlan(issue.title, issue.body, trigger.sender)

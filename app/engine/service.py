@@ -15,10 +15,13 @@ import aiohttp
 import gidgethub
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.agents.pids import discover_process_limit
+from app.agents.sandbox import SandboxHost
 from app.agents.sandbox_check import sandbox_report
 from app.config import Settings
 from app.domain.payload import Payload
 from app.engine.config_check import ConfigCheck
+from app.engine.context import Services, wall_clock
 from app.engine.driver import RunDriver
 from app.engine.executor import EngineExecutor
 from app.engine.intake import router as installation_router
@@ -111,18 +114,20 @@ async def running_engine(
             )
             store, queue = RunStore(engine), RunQueue(engine)
             intake = RunIntake(settings, app, store, queue, RefusalNotices(engine))
-            executor = EngineExecutor(
+            services = Services(
                 settings,
                 app,
                 session,
+                SandboxHost.from_settings(settings, discover_process_limit()),
                 backlogs=BacklogStore(engine),
                 progress=ProgressStore(engine),
                 evidence=EvidenceStore(engine),
-                clock=clock,
+                clock=clock or wall_clock,
             )
+            executor = EngineExecutor(services)
             # Said once at start: which profiles cannot run, which run unsandboxed.
             path = os.environ.get("PATH", os.defpath)
-            for level, line in await sandbox_report(settings, executor.sandbox, path):
+            for level, line in await sandbox_report(settings, services.sandbox, path):
                 log.log(level, "sandbox: %s", line)
             lease = timedelta(seconds=settings.lease_seconds)
             drivers = [

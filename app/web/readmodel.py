@@ -119,7 +119,7 @@ def run_summary(record: RunRecord) -> Json:
         "id": record.id,
         "repository": record.repository,
         "issue_number": record.issue_number,
-        "issue_title": envelope.memo.issue_title if envelope is not None else "",
+        "issue_title": envelope.memo.facts.issue_title if envelope is not None else "",
         "run_number": record.run_number,
         "branch": record.branch,
         "status": record.status,
@@ -147,8 +147,8 @@ def run_summary(record: RunRecord) -> Json:
             if strategy is None
             else sum(1 for s in strategy.effective_severity.values() if s is Severity.MAJOR),
         },
-        "pull_number": envelope.memo.pull_number if envelope is not None else None,
-        "check_run_id": envelope.memo.check_run_id if envelope is not None else None,
+        "pull_number": envelope.memo.github.pull_number if envelope is not None else None,
+        "check_run_id": envelope.memo.github.check_run_id if envelope is not None else None,
         "promotion": _promotion(state) if record.terminal else None,
         "needs_human_review": [
             {"phase_id": phase_id, "reason": reason}
@@ -228,8 +228,8 @@ class ReadModel:
         attempts = await self._progress.attempts(run_id)
         issues = await self._progress.issues(run_id)
         started = record.created_at
-        if envelope is not None and envelope.memo.started_at > 0:
-            started = datetime.fromtimestamp(envelope.memo.started_at, UTC)
+        if envelope is not None and envelope.memo.clocks.started_at > 0:
+            started = datetime.fromtimestamp(envelope.memo.clocks.started_at, UTC)
         until = record.finished_at or now or datetime.now(UTC)
         strategy = state.strategy if state is not None else None
         budgets: Json = {

@@ -7,7 +7,7 @@ import json
 from app.domain.evidence import PhaseEvidence
 from app.domain.report import render_run_summary
 from app.domain.report_incident import render_incident
-from app.engine.reporting import artefact_files
+from app.engine.effects.artefacts import artefact_files
 from tests.domain.test_report_review import TOKEN, leaky_view
 
 

@@ -28,10 +28,13 @@ from app.domain.gate import Decision
 from app.domain.machine import advance
 from app.domain.strategy import CISettings
 from app.domain.taxonomy import CIProfile
-from app.engine.ci_watch import CIWatcher
-from app.engine.envelope import Envelope, Memo
-from app.github.client import GitHubApp, InstallationClient
+from app.engine.ci_watch import next_wake, tick
+from app.engine.context import RunContext
+from app.engine.effects.ci import rerun_ci, wait_for_ci
+from app.engine.envelope import Envelope
+from app.engine.memo import Memo, RunFacts
 from tests.domain.machine_fixtures import bootstrap, drive, make_strategy
+from tests.engine.contexts import Clock, run_context
 from tests.fakegithub.ci import ALWAYS_FAIL, FLAKY, PASS, CIScript
 from tests.fakegithub.scenario import FakeGitHub
 
@@ -40,31 +43,9 @@ BRANCH = "autopack/issue-7-run-1"
 
 
 @dataclass
-class Record:
-    repository: str = REPO
-
-
-@dataclass
-class Context:
-    """What the watcher uses of a RunContext."""
-
-    gh: InstallationClient
-    record: Record
-
-
-@dataclass
-class Clock:
-    now: float = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
 class World:
     sim: FakeGitHub
-    ctx: Context
-    watcher: CIWatcher
+    ctx: RunContext
     clock: Clock
 
     async def push(self, text: str = "1") -> str:
@@ -81,87 +62,92 @@ class World:
             Pushed("p1", 1, sha),
         ]
         state, _ = drive(events)
-        return Envelope(state, Memo(installation_id=1, repository=REPO, issue_number=7))
+        return Envelope(state, Memo(RunFacts(installation_id=1, repository=REPO, issue_number=7)))
 
 
 @pytest.fixture
 async def world(fakegithub: FakeGitHub, tmp_path: Path) -> AsyncIterator[World]:
     inst = fakegithub.install("acme")
     fakegithub.create_repo(REPO, installation=inst, ci=CIScript({"tests": FLAKY, "lint": PASS}))
-    settings = Settings(app_id=fakegithub.app.id, data_dir=tmp_path, ci_poll_seconds=1)
+    settings = Settings(
+        app_id=fakegithub.app.id,
+        private_key=fakegithub.app.private_key_pem,  # type: ignore[arg-type]
+        github_api_url=fakegithub.url,
+        data_dir=tmp_path,
+        ci_poll_seconds=1,
+    )
     clock = Clock()
     async with aiohttp.ClientSession() as session:
-        app = GitHubApp(session, fakegithub.url, fakegithub.app.id, fakegithub.app.private_key_pem)
-        gh = app.installation(inst.id)
-        yield World(fakegithub, Context(gh, Record()), CIWatcher(app, settings, clock), clock)
+        yield World(fakegithub, run_context(settings, session, inst.id, clock), clock)
 
 
 def apply(env: Envelope, event: CIFinished) -> tuple[Envelope, RerunCI]:
     """Feed a red verdict to the machine; the envelope it leaves and the RerunCI it asks for."""
     state, effects = advance(env.state, event)
     (rerun,) = [effect for effect in effects if isinstance(effect, RerunCI)]
-    return env.evolve(state=state), rerun
+    return env.advanced(state, ()), rerun
 
 
 async def wait(world: World, sha: str, profile: CIProfile = CIProfile.NORMAL) -> Envelope:
     env = world.envelope(sha, profile)
-    return await world.watcher.wait(world.ctx, env, WaitForCI(sha, "p1", profile))
+    env, _ = await wait_for_ci(world.ctx, env, WaitForCI(sha, "p1", profile))
+    return env
 
 
 async def test_a_verdict_is_taken_once(world: World) -> None:
     sha = await world.push()
     env = await wait(world, sha)
-    assert world.watcher.next_wake(env, world.clock()) == world.clock() + 1  # polling
-    env, events = await world.watcher.tick(world.ctx, env, world.clock())
+    assert next_wake(env, world.clock(), poll_seconds=1) == world.clock() + 1  # polling
+    env, events = await tick(world.ctx, env, world.clock())
     assert [(e.result, e.failed_checks) for e in events] == [(CIResult.RED, ("tests",))]
     assert env.memo.ci is not None
     assert env.memo.ci.settled
-    assert world.watcher.next_wake(env, world.clock()) is None  # nothing left to poll for
-    env, again = await world.watcher.tick(world.ctx, env, world.clock())
+    assert next_wake(env, world.clock(), poll_seconds=1) is None  # nothing left to poll for
+    env, again = await tick(world.ctx, env, world.clock())
     assert again == []
 
 
 async def test_a_rerun_is_asked_for_once_even_when_carried_out_again(world: World) -> None:
     sha = await world.push()
-    env, (red,) = await world.watcher.tick(world.ctx, await wait(world, sha), world.clock())
+    env, (red,) = await tick(world.ctx, await wait(world, sha), world.clock())
     env, effect = apply(env, red)
     assert effect == RerunCI(sha, "p1", ("tests",), 1)
-    after, refused = await world.watcher.rerun(world.ctx, env, effect)
+    after, refused = await rerun_ci(world.ctx, env, effect)
     assert refused is None
     await world.sim.idle()
     # A worker died before saving: the effect runs again on the state before it.
-    replayed, refused = await world.watcher.rerun(world.ctx, env, effect)
+    replayed, refused = await rerun_ci(world.ctx, env, effect)
     assert refused is None
     assert len(world.sim.calls("POST", f"/repos/{REPO}/check-suites/")) == 1
     assert after.memo.ci == replayed.memo.ci
     watch = replayed.memo.ci
     assert watch is not None
     assert (watch.rerun, watch.rerun_names, watch.failed_before) == (1, ("tests",), ("tests",))
-    _, (green,) = await world.watcher.tick(world.ctx, replayed, world.clock())
+    _, (green,) = await tick(world.ctx, replayed, world.clock())
     assert (green.result, green.rerun, green.flaky_checks) == (CIResult.GREEN, 1, ("tests",))
 
 
 async def test_a_rerun_that_appeared_before_the_request_counts(world: World) -> None:
     sha = await world.push()
-    env, (red,) = await world.watcher.tick(world.ctx, await wait(world, sha), world.clock())
+    env, (red,) = await tick(world.ctx, await wait(world, sha), world.clock())
     env, effect = apply(env, red)
     (suite,) = world.sim.repo(REPO).suites.values()
     await world.sim.rerequest_check_suite(suite.id)  # a person pressed "Re-run" first
     await world.sim.idle()
-    env, refused = await world.watcher.rerun(world.ctx, env, effect)
+    env, refused = await rerun_ci(world.ctx, env, effect)
     assert refused is None
     assert not world.sim.calls("POST", f"/repos/{REPO}/check-suites/")
-    _, (green,) = await world.watcher.tick(world.ctx, env, world.clock())
+    _, (green,) = await tick(world.ctx, env, world.clock())
     assert green.result is CIResult.GREEN
 
 
 async def test_a_failing_status_is_not_rerun_but_red_at_once(world: World) -> None:
     world.sim.repo(REPO).ci = CIScript({"ci/jenkins": ALWAYS_FAIL}).through("statuses")
     sha = await world.push()
-    env, (red,) = await world.watcher.tick(world.ctx, await wait(world, sha), world.clock())
+    env, (red,) = await tick(world.ctx, await wait(world, sha), world.clock())
     assert "### ci/jenkins (commit status: failure)" in red.output
     env, effect = apply(env, red)
-    env, refused = await world.watcher.rerun(world.ctx, env, effect)
+    env, refused = await rerun_ci(world.ctx, env, effect)
     assert refused is not None
     assert (refused.result, refused.rerun, refused.failed_checks) == (
         CIResult.RED,
@@ -186,7 +172,7 @@ async def test_the_base_is_read_once_per_phase(world: World) -> None:
     reads = len(world.sim.calls("GET", f"/repos/{REPO}/git/commits/"))
     # The next attempt of the phase sits on the first: its base stays the phase's.
     second = await world.push("attempt 2")
-    env = await world.watcher.wait(world.ctx, env, WaitForCI(second, "p1", CIProfile.STRICT))
+    env, _ = await wait_for_ci(world.ctx, env, WaitForCI(second, "p1", CIProfile.STRICT))
     assert env.memo.ci is not None
     assert (env.memo.ci.sha, env.memo.ci.base_sha) == (second, base)
     assert len(world.sim.calls("GET", f"/repos/{REPO}/git/commits/")) == reads

@@ -56,8 +56,8 @@ async def test_the_run_follows_the_plan_as_labelled_not_as_edited_since(
     strategy = env.state.strategy
     assert strategy is not None
     assert [phase.title for phase in strategy.phases] == ["Add the settings module"]
-    assert env.memo.plan_body == LABELLED
-    assert env.memo.labelled_by == "alice"
+    assert env.memo.facts.plan_body == LABELLED
+    assert env.memo.facts.labelled_by == "alice"
 
 
 async def test_an_edit_without_write_access_cancels_the_run(
@@ -124,7 +124,7 @@ async def test_a_replayed_labelled_delivery_starts_no_second_run(
     async with autopack(sim, engine, tmp_path / "d") as h:
         issue = await h.start_run(LABELLED)
         first, env = await h.finished(issue)
-        assert env.memo.plan_body == LABELLED
+        assert env.memo.facts.plan_body == LABELLED
         # The label is still on the open issue. The same signed body under a new delivery id
         # is stored, but that labelling already started a run.
         replay = await sim.deliver("issues", _labelled_delivery(sim, issue).payload)

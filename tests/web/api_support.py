@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.domain.run_state import RunState, RunStatus
-from app.engine.envelope import Envelope, Memo
+from app.engine.envelope import Envelope
+from app.engine.memo import Memo, RunFacts
 from app.store.runs import NewRun, RunRecord, RunStore
 from app.web.app import create_app
 from app.web.openapi import document
@@ -72,7 +73,9 @@ async def make_run(
     run_id = f"{repository.replace('/', '-')}-{issue}-1"
     envelope = Envelope(
         state=RunState(run_id, status=status),
-        memo=Memo(installation_id=1, repository=repository, issue_number=issue, issue_title="t"),
+        memo=Memo(
+            RunFacts(installation_id=1, repository=repository, issue_number=issue, issue_title="t")
+        ),
     )
     record = await store.create_run(
         NewRun(

@@ -1,8 +1,8 @@
 """app.yml asks for exactly what the code uses: the events it acts on, the permissions it needs.
 
-The events come from the routing (the webhook endpoint's HANDLED_EVENTS, its `may_matter` filter
-and the worker's handlers), checked on GitHub's example payloads; the permissions from a static
-scan of every GitHub API route the code calls, mapped to the permission GitHub requires for it.
+The events come from the routing table (app/engine/routes: what the endpoint stores and the worker
+dispatches), checked on GitHub's example payloads; the permissions from a static scan of every
+GitHub API route the code calls, mapped to the permission GitHub requires for it.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
-from gidgethub import sansio
 
-from app.domain.payload import parse_payload
+from app.domain.payload import EVENT_PARTS, parse_payload
 from app.domain.ruleset import RULESET_PATH
 from app.domain.triggers import (
     RUN_LABEL,
@@ -29,7 +28,7 @@ from app.domain.triggers import (
     config_change,
     may_matter,
 )
-from app.engine.intake import router as installation_router
+from app.engine.routes import EVENTS, ROUTES
 from app.web.webhooks import HANDLED_EVENTS
 from tests.conftest import load_payload
 
@@ -72,9 +71,9 @@ def _samples() -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _acted_on(event: str, data: dict[str, Any]) -> bool:
     """Whether a worker handler does something with the delivery (payload alone decides)."""
-    if event in SENT_TO_EVERY_APP:
-        return bool(installation_router.fetch(sansio.Event(data, event=event, delivery_id="x")))
     payload = parse_payload(event, json.dumps(data))
+    if event in SENT_TO_EVERY_APP:
+        return ROUTES.handles(event, payload)
     if config_change(event, payload) is not None:
         return True
     if event == "check_run" and payload.action == "completed":
@@ -90,15 +89,25 @@ def test_the_events_acted_on_are_the_handled_ones_and_app_yml_subscribes_to_them
         for event, payload in _samples()
         if event in HANDLED_EVENTS
         and may_matter(event, parse_payload(event, json.dumps(payload)), None)
+        and ROUTES.handles(event, parse_payload(event, json.dumps(payload)))
         and _acted_on(event, payload)
     }
-    assert acted == HANDLED_EVENTS  # no event stored that nothing acts on
-    assert sorted(MANIFEST["default_events"]) == sorted(HANDLED_EVENTS - SENT_TO_EVERY_APP)
+    assert acted == EVENTS  # no event stored that nothing acts on
+    assert HANDLED_EVENTS == EVENTS  # the endpoint stores what the table routes
+    assert set(EVENT_PARTS) == EVENTS  # and parses the parts of exactly those
+    assert sorted(MANIFEST["default_events"]) == sorted(EVENTS - SENT_TO_EVERY_APP)
+
+
+def test_every_stored_sample_has_a_handler() -> None:
+    for event, data in _samples():
+        payload = parse_payload(event, json.dumps(data))
+        if event in EVENTS and may_matter(event, payload, None):
+            assert ROUTES.handles(event, payload), (event, payload.action)
 
 
 def test_events_outside_the_routing_are_dropped_before_storing() -> None:
     # check_suite: every check run in it sends its own `completed`; that is the wake-up.
-    dropped = {event for event, _ in _samples()} - HANDLED_EVENTS
+    dropped = {event for event, _ in _samples()} - EVENTS
     assert dropped == {"check_suite"}
     assert "check_suite" not in MANIFEST["default_events"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from app.engine.routes import EVENTS
 from app.logs import fields
-from app.web.webhooks import HANDLED_EVENTS
 
 log = logging.getLogger("autopack.redelivery")
 # The endpoint refused the body itself (malformed, too large, compressed): the same body again
@@ -80,7 +80,7 @@ async def redeliver_failed(
     for guid, tries in attempts.items():
         if any(200 <= (t.get("status_code") or 0) < 300 for t in tries):
             continue
-        if tries[0].get("event") not in HANDLED_EVENTS:
+        if tries[0].get("event") not in EVENTS:
             unhandled += 1
             continue
         newest = max(tries, key=lambda t: _when(t["delivered_at"]))

@@ -101,10 +101,10 @@ class RunIntake:
             self._identity = Identity(app_id=int(me["id"]), bot_login=f"{me['slug']}[bot]")
         return self._identity
 
-    async def handle(self, delivery: InboxDelivery, payload: Payload) -> None:
-        """Act on one delivery (installation events are handled elsewhere)."""
+    async def trigger(self, delivery: InboxDelivery, payload: Payload) -> None:
+        """Act on what a label, a command, an edit or a button asks for (see `classify`)."""
         try:
-            await self._handle(delivery, payload)
+            await self._trigger(delivery, payload)
         except (gidgethub.BadRequest, GitHubAuthError) as exc:
             status = exc.status_code if isinstance(exc, gidgethub.BadRequest) else exc.status
             if status not in GONE:
@@ -113,17 +113,7 @@ class RunIntake:
             # asking again will not change that.
             log.info("GitHub does not know what the delivery names: %s", exc)
 
-    async def _handle(self, delivery: InboxDelivery, payload: Payload) -> None:
-        if delivery.event in ("check_run", "check_suite") and payload.action != "requested_action":
-            # Only a finished check can change a CI verdict; created/requested ones cannot.
-            if payload.action == "completed":
-                check = payload.check_run if delivery.event == "check_run" else payload.check_suite
-                await self._wake_ci(delivery, payload, check.head_sha if check is not None else "")
-            return
-        if delivery.event == "status":
-            if payload.state != "pending":
-                await self._wake_ci(delivery, payload, payload.sha or "")
-            return
+    async def _trigger(self, delivery: InboxDelivery, payload: Payload) -> None:
         trigger = classify(delivery.event, payload, await self.identity())
         if trigger.kind is TriggerKind.IGNORE or payload.installation_id is None:
             return
@@ -267,7 +257,7 @@ class RunIntake:
         planned = await plan_run(gh, self.settings, identity)
         await post_comment(gh, repo, number, render_plan_preview(planned))
 
-    async def _wake_ci(self, delivery: InboxDelivery, payload: Payload, sha: str) -> None:
+    async def wake_ci(self, delivery: InboxDelivery, payload: Payload, sha: str) -> None:
         """Poll CI now for every run waiting on `sha` (named by a check run or a status)."""
         repo = payload.repository_name
         if not sha or not repo:

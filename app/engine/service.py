@@ -24,10 +24,10 @@ from app.engine.config_check import ConfigCheck
 from app.engine.context import Services, wall_clock
 from app.engine.driver import RunDriver
 from app.engine.executor import EngineExecutor
-from app.engine.intake import router as installation_router
 from app.engine.redelivery import redeliver_failed
+from app.engine.routes import ROUTES, Deps
 from app.engine.run_intake import RunIntake
-from app.engine.worker import Dispatch, InboxWorker, router_dispatch
+from app.engine.worker import Dispatch, InboxWorker
 from app.github.client import GitHubApp
 from app.github.ratelimit import RetryPolicy
 from app.store.backlogs import BacklogStore
@@ -97,7 +97,7 @@ async def running_engine(
     `clock` (epoch seconds) is the runs' clock: their deadlines, CI waits and leases.
     """
     installations = Installations(session_factory(engine))
-    dispatch = router_dispatch(installation_router, installations)
+    dispatch = route_deliveries(Deps(installations))
     run_wake = Wakeup(settings.worker_concurrency)
     timeout = aiohttp.ClientTimeout(total=120, connect=10)
     async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -135,7 +135,8 @@ async def running_engine(
                 for slot in range(settings.worker_concurrency)
             ]
             await _take_back_dead_leases(queue)
-            dispatch = dispatch_to_both(dispatch, intake, ConfigCheck(settings, app), run_wake)
+            deps = Deps(installations, intake, ConfigCheck(settings, app))
+            dispatch = route_deliveries(deps, run_wake)
         inbox = Inbox(engine)
         inbox_worker = InboxWorker(
             inbox, dispatch, inbox_wake, lease=timedelta(seconds=settings.lease_seconds)
@@ -185,17 +186,13 @@ def _alive(pid_text: str) -> bool:
     return True
 
 
-def dispatch_to_both(
-    installations: Dispatch, intake: RunIntake, config_check: ConfigCheck, run_wake: Wakeup
-) -> Dispatch:
-    """Installation events keep their tables current, the others drive runs (woken at once)
-    or check a changed ruleset."""
+def route_deliveries(deps: Deps, run_wake: Wakeup | None = None) -> Dispatch:
+    """Dispatch each delivery through the routing table; wake the run slots after it."""
 
     async def dispatch(delivery: InboxDelivery, payload: Payload) -> None:
-        await installations(delivery, payload)
-        await intake.handle(delivery, payload)
-        await config_check.handle(delivery, payload)
-        run_wake.set()
+        await ROUTES.dispatch(delivery, payload, deps)
+        if run_wake is not None:
+            run_wake.set()
 
     return dispatch
 

@@ -8,30 +8,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from gidgethub import routing, sansio
-
 from app.domain.payload import MalformedPayload, Payload, parse_payload
 from app.logs import fields
 from app.store.inbox import Inbox, InboxDelivery
-from app.store.installations import Installations
 
 log = logging.getLogger("autopack.worker")
 
 # Handles one delivery, given its typed payload.
 Dispatch = Callable[[InboxDelivery, Payload], Awaitable[None]]
-
-
-def router_dispatch(router: routing.Router, installations: Installations) -> Dispatch:
-    """Dispatch a delivery through a gidgethub router with the collaborators handlers need."""
-
-    async def dispatch(delivery: InboxDelivery, payload: Payload) -> None:
-        # The router picks handlers by event and action; handlers read the typed payload.
-        event = sansio.Event(
-            {"action": payload.action}, event=delivery.event, delivery_id=delivery.delivery_id
-        )
-        await router.dispatch(event, payload, installations)
-
-    return dispatch
 
 
 class InboxWorker:

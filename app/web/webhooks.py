@@ -10,8 +10,9 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import metrics
-from app.domain.payload import EVENT_PARTS, MalformedPayload, parse_payload
+from app.domain.payload import MalformedPayload, parse_payload
 from app.domain.triggers import may_matter
+from app.engine.routes import EVENTS, ROUTES
 from app.logs import fields
 from app.store.inbox import NewDelivery
 from app.web import signature
@@ -23,7 +24,7 @@ log = logging.getLogger("autopack.webhooks")
 # Events some part of Autopack acts on (each with the payload parts its handlers read); anything
 # else is acknowledged and dropped. app.yml subscribes to exactly these (less the installation
 # events GitHub sends every App anyway).
-HANDLED_EVENTS = frozenset(EVENT_PARTS)
+HANDLED_EVENTS = EVENTS
 # GitHub's delivery ids are GUIDs; anything printable and short is kept, nothing a column refuses.
 DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -109,7 +110,7 @@ async def _verified(
     if event not in HANDLED_EVENTS:
         context["outcome"] = "ignored"
         return _answer(202, "ignored", f"event {event!r} is not used by Autopack")
-    if not may_matter(event, payload, settings.app_id):
+    if not ROUTES.handles(event, payload) or not may_matter(event, payload, settings.app_id):
         # Mostly echoes of Autopack's own work: answered, never stored, never processed.
         context["outcome"] = "ignored"
         return _answer(202, "ignored", f"{event}.{payload.action} cannot drive a run")

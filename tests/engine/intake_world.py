@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import BuilderProfile, OperatorConfig, Repositories, Settings
 from app.engine.config_check import ConfigCheck
 from app.engine.envelope import Envelope
-from app.engine.intake import router
+from app.engine.routes import Deps
 from app.engine.run_intake import RunIntake
-from app.engine.service import Wakeup, dispatch_to_both
-from app.engine.worker import InboxWorker, router_dispatch
+from app.engine.service import Wakeup, route_deliveries
+from app.engine.worker import InboxWorker
 from app.github.client import GitHubApp
 from app.store.db import session_factory
 from app.store.inbox import Inbox
@@ -104,9 +104,9 @@ async def intake_world(
             app = GitHubApp(http, sim.url, sim.app.id, sim.app.private_key_pem)
             store = RunStore(engine)
             intake = RunIntake(settings, app, store, RunQueue(engine), RefusalNotices(engine))
-            installations = router_dispatch(router, Installations(session_factory(engine)))
-            checks = ConfigCheck(settings, app)
-            dispatch = dispatch_to_both(installations, intake, checks, Wakeup(1))
+            installations = Installations(session_factory(engine))
+            deps = Deps(installations, intake, ConfigCheck(settings, app))
+            dispatch = route_deliveries(deps, Wakeup(1))
             inbox = Inbox(engine)
             worker = InboxWorker(inbox, dispatch, asyncio.Event())
             yield IntakeWorld(sim, inst.id, inbox, worker, store, http, url)

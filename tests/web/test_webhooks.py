@@ -13,8 +13,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.engine.intake import router
-from app.engine.worker import InboxWorker, router_dispatch
+from app.engine.routes import Deps
+from app.engine.service import route_deliveries
+from app.engine.worker import InboxWorker
 from app.store.db import session_factory
 from app.store.inbox import Inbox, NewDelivery
 from app.store.installations import Installations
@@ -184,7 +185,7 @@ async def test_installation_events_keep_tables_current(client: Client, engine: A
     sessions = session_factory(engine)
     installations = Installations(sessions)
     worker = InboxWorker(
-        Inbox(engine), router_dispatch(router, installations), client.app[INBOX_WAKE]
+        Inbox(engine), route_deliveries(Deps(installations)), client.app[INBOX_WAKE]
     )
     created = load_payload("installation.created")
     added = load_payload("installation_repositories.added")
@@ -236,7 +237,7 @@ async def test_malformed_stored_payload_is_dropped_not_retried(
     # Stored by an older version that did not check shapes: the worker checks again.
     sessions = session_factory(engine)
     inbox = Inbox(engine)
-    worker = InboxWorker(inbox, router_dispatch(router, Installations(sessions)), asyncio.Event())
+    worker = InboxWorker(inbox, route_deliveries(Deps(Installations(sessions))), asyncio.Event())
     body = json.dumps({"action": "created", "installation": "x"}).encode()
     await inbox.add(NewDelivery("broken", "installation", "created", None, body))
     assert await worker.drain() == 1

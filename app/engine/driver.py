@@ -30,7 +30,7 @@ from app.engine.context import RunContext
 from app.engine.envelope import Envelope
 from app.engine.progress import project
 from app.logs import fields
-from app.store.jobs import NewJob
+from app.store.jobs import JobKind, NewJob
 from app.store.progress import ProgressDelta
 from app.store.queue import Claim, Job, JobQueue
 from app.store.runs import EventKind, LeaseLost, NewEvent, RunRecord, RunRepository
@@ -65,22 +65,28 @@ class Executor(Protocol):
         ...
 
 
-def job_payload(event: Event) -> str:
-    """The queue payload carrying a machine event."""
-    return json.dumps({"event": event.to_json()})
+def event_job(event: Event, dedupe_key: str | None = None) -> NewJob:
+    """A job carrying a machine event (its type kept apart, so it can be asked for)."""
+    payload = json.dumps(event.to_json())
+    return NewJob(payload, dedupe_key, JobKind.EVENT, type(event).__name__)
 
 
-KICK = json.dumps({"kick": True})
-POLL = json.dumps({"poll": True})
+def kick_job(dedupe_key: str | None = None) -> NewJob:
+    """A job that has the driver look at the run now (a new run starts this way)."""
+    return NewJob(dedupe_key=dedupe_key, kind=JobKind.KICK)
+
+
+def poll_job(dedupe_key: str | None = None) -> NewJob:
+    """A job that has the driver read CI now (a webhook named the awaited commit)."""
+    return NewJob(dedupe_key=dedupe_key, kind=JobKind.POLL)
 
 
 def _event_of(job: Job) -> Event | None:
+    if job.kind is not JobKind.EVENT:
+        return None
     data = json.loads(job.payload)
-    return event_from_json(data["event"]) if "event" in data else None
-
-
-def _is_cancel(job: Job) -> bool:
-    return '"Cancelled"' in job.payload
+    # Jobs queued by versions before the kind column wrapped the event in {"event": ...}.
+    return event_from_json(data.get("event", data))
 
 
 @dataclass
@@ -172,7 +178,7 @@ class RunDriver:
         await self._carry_out(held)
         held.env, timed = await self.executor.tick(held.ctx, held.env, self.clock())
         for event in timed:
-            await self.queue.enqueue(held.claim.run_id, job_payload(event), now=self._now())
+            await self.queue.enqueue(held.claim.run_id, event_job(event), now=self._now())
         # The claim brought the jobs due then; unless something was queued since, they are all.
         fresh = held.claim.jobs and not (leftovers or timed)
         jobs = list(held.claim.jobs) if fresh else await self.queue.pending(held.claim.run_id)
@@ -216,9 +222,9 @@ class RunDriver:
             else:
                 items.append(NewEvent(EventKind.NOTE, "ignored", json.dumps({"job": job.id})))
         new_jobs: list[NewJob] = []
-        if event is None and json.loads(job.payload).get("poll"):
+        if job.kind is JobKind.POLL:
             held.env, timed = await self.executor.tick(held.ctx, held.env, self.clock())
-            new_jobs = [NewJob(job_payload(result)) for result in timed]
+            new_jobs = [event_job(result) for result in timed]
         held.unsaved, held.progress, held.observed = items, delta, observed
         if not held.env.pending or new_jobs:
             await self._save(held, jobs=new_jobs, done=[] if held.env.pending else [job.id])
@@ -250,7 +256,7 @@ class RunDriver:
             else:
                 env, result = await self.executor.execute(held.ctx, held.env, effect)
             if result is not None:
-                held.jobs.append(NewJob(job_payload(result), effect.key))
+                held.jobs.append(event_job(result, effect.key))
             noted = env.memo != held.env.memo or env.state is not held.env.state
             held.env = env.with_pending(held.env.pending[1:])
             if noted or not held.env.pending or isinstance(effect, LONG_EFFECTS) or held.unsaved:
@@ -270,7 +276,7 @@ class RunDriver:
                 done, _ = await asyncio.wait({task}, timeout=self.cancel_poll_seconds)
                 if done:
                     return task.result()
-                if any(_is_cancel(job) for job in await self.queue.pending(held.claim.run_id)):
+                if await self.queue.cancel_pending(held.claim.run_id):
                     log.info("cancel arrived: stopping", extra=fields(run=held.claim.run_id))
                     return None
         finally:

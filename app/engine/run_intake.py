@@ -35,7 +35,7 @@ from app.domain.triggers import (
     classify,
     permission_allows,
 )
-from app.engine.driver import KICK, POLL, job_payload
+from app.engine.driver import event_job, kick_job, poll_job
 from app.engine.envelope import Envelope
 from app.engine.memo import Memo, RunFacts
 from app.engine.planning import plan_run, render_plan_preview
@@ -219,14 +219,12 @@ class RunIntake:
             )
         except ActiveRunExists:
             return
-        await self.queue.enqueue(run_id, KICK, dedupe_key=f"start:{delivery.delivery_id}")
+        await self.queue.enqueue(run_id, kick_job(f"start:{delivery.delivery_id}"))
         log.info("run created", extra=fields(run=run_id, sender=trigger.sender))
 
     async def _cancel(self, active: RunRecord, trigger: Trigger, delivery: InboxDelivery) -> None:
         event = Cancelled(by=trigger.sender, reason=trigger.reason or "cancelled")
-        await self.queue.enqueue(
-            active.id, job_payload(event), dedupe_key=f"cancel:{delivery.delivery_id}"
-        )
+        await self.queue.enqueue(active.id, event_job(event, f"cancel:{delivery.delivery_id}"))
 
     async def _edited_by_outsider(
         self, gh: Any, trigger: Trigger, active: RunRecord, delivery: InboxDelivery
@@ -238,9 +236,7 @@ class RunIntake:
             "was labelled; a maintainer must review it and label the issue `autopack:run` again"
         )
         event = Cancelled(by="Autopack", reason=reason)
-        await self.queue.enqueue(
-            active.id, job_payload(event), dedupe_key=f"cancel:{delivery.delivery_id}"
-        )
+        await self.queue.enqueue(active.id, event_job(event, f"cancel:{delivery.delivery_id}"))
         log.info("plan edited without write access", extra=fields(run=active.id))
         await self._refuse(
             gh,
@@ -267,7 +263,7 @@ class RunIntake:
                 continue
             waiting = Envelope.loads(run.state).state.awaiting
             if waiting is not None and waiting.kind is AwaitKind.CI and waiting.sha == sha:
-                await self.queue.enqueue(run.id, POLL, dedupe_key=f"ci:{delivery.delivery_id}")
+                await self.queue.enqueue(run.id, poll_job(f"ci:{delivery.delivery_id}"))
 
 
 def _still_wanted(issue: IssueView, trigger: Trigger) -> bool:

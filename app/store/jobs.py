@@ -24,12 +24,26 @@ class JobStatus(StrEnum):
     DONE = "done"
 
 
+class JobKind(StrEnum):
+    """What a job asks of the driver."""
+
+    EVENT = "event"  # apply the event in `payload` to the machine
+    KICK = "kick"  # look at the run now (a new run: carry out its first effect)
+    POLL = "poll"  # look at CI now (a webhook named the commit the run waits for)
+
+
 @dataclass(frozen=True)
 class NewJob:
-    """A job to queue for a run; `dedupe_key` makes queueing it twice a no-op."""
+    """A job to queue for a run; `dedupe_key` makes queueing it twice a no-op.
 
-    payload: str
+    `event_type` names the event of an EVENT job, so that the queue can be asked for one (a
+    pending cancel) without reading payloads.
+    """
+
+    payload: str = ""
     dedupe_key: str | None = None
+    kind: JobKind = JobKind.EVENT
+    event_type: str = ""
 
 
 def insert_job(
@@ -48,6 +62,8 @@ def insert_job(
             run_id=run_id,
             payload=job.payload,
             dedupe_key=job.dedupe_key,
+            kind=job.kind.value,
+            event_type=job.event_type,
             status=JobStatus.PENDING.value,
             created_at=moment,
             available_at=available_at if available_at is not None else moment,

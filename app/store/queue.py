@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.store.db import as_utc, session_factory
-from app.store.jobs import JobStatus as JobStatus  # re-exported: part of the queue API
+from app.store.jobs import JobKind as JobKind  # re-exported: part of the queue API
+from app.store.jobs import JobStatus as JobStatus
 from app.store.jobs import NewJob, complete_jobs, insert_job
 from app.store.models import JobRow, RunRow
 from app.store.runs import (
@@ -24,6 +25,7 @@ from app.store.runs import (
 )
 
 DEFAULT_LEASE = timedelta(seconds=60)
+CANCELLED = "Cancelled"  # the event type that stops a run's long effect at once
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,9 @@ class Job:
 
     id: int
     run_id: str
+    kind: JobKind
     payload: str
+    event_type: str
     dedupe_key: str | None
     status: JobStatus
     created_at: datetime
@@ -45,7 +49,9 @@ class Job:
         return cls(
             id=row.id,
             run_id=row.run_id,
+            kind=JobKind(row.kind),
             payload=row.payload,
+            event_type=row.event_type,
             dedupe_key=row.dedupe_key,
             status=JobStatus(row.status),
             created_at=as_utc(row.created_at),
@@ -71,12 +77,15 @@ class JobQueue(Protocol):
     async def enqueue(
         self,
         run_id: str,
-        payload: str,
-        dedupe_key: str | None = None,
+        job: NewJob,
         available_at: datetime | None = None,
         now: datetime | None = None,
     ) -> bool:
-        """Queue an event for a run; False when `dedupe_key` was already used for that run."""
+        """Queue a job for a run; False when its dedupe key was already used for that run."""
+        ...
+
+    async def cancel_pending(self, run_id: str) -> bool:
+        """True when a Cancelled event waits among the run's pending jobs."""
         ...
 
     async def claim(
@@ -124,17 +133,16 @@ class RunQueue:
     async def enqueue(
         self,
         run_id: str,
-        payload: str,
-        dedupe_key: str | None = None,
+        job: NewJob,
         available_at: datetime | None = None,
         now: datetime | None = None,
     ) -> bool:
-        """Queue an event for a run; False when `dedupe_key` was already used for that run."""
+        """Queue a job for a run; False when its dedupe key was already used for that run."""
         moment = utc_input(now) if now is not None else utcnow()
         statement = insert_job(
             self._engine.dialect.name,
             run_id,
-            NewJob(payload, dedupe_key),
+            job,
             moment,
             utc_input(available_at) if available_at is not None else None,
         )
@@ -247,6 +255,20 @@ class RunQueue:
                 .values(lease_owner=None, lease_until=None, wake_at=timer)
             )
             return _rowcount(result) == 1
+
+    async def cancel_pending(self, run_id: str) -> bool:
+        """True when a Cancelled event waits among the run's pending jobs."""
+        statement = (
+            select(JobRow.id)
+            .where(
+                JobRow.run_id == run_id,
+                JobRow.status == JobStatus.PENDING.value,
+                JobRow.event_type == CANCELLED,
+            )
+            .limit(1)
+        )
+        async with self._sessions() as session:
+            return (await session.scalar(statement)) is not None
 
     async def lease_owners(self, prefix: str, now: datetime | None = None) -> list[str]:
         """The owners of live leases whose name starts with `prefix` (e.g. this host's)."""

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.store.db import create_engine
+from app.store.jobs import NewJob
 from app.store.models import JobRow
 from app.store.queue import JobStatus, RunQueue
 
@@ -55,8 +56,10 @@ async def main(url: str, name: str) -> None:
                     # An effect result feeding the machine: the run is claimed again later.
                     await queue.enqueue(
                         claim.run_id,
-                        json.dumps({"followups": followups - 1}),
-                        dedupe_key=f"{claim.run_id}:{followups - 1}",
+                        NewJob(
+                            json.dumps({"followups": followups - 1}),
+                            f"{claim.run_id}:{followups - 1}",
+                        ),
                     )
             await asyncio.sleep(HOLD_SECONDS)
             await queue.complete(claim, [job.id for job in claim.jobs])

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.store.jobs import NewJob
 from app.store.models import JobRow
 from app.store.queue import RunQueue
 from app.store.runs import RunStore
@@ -70,8 +71,8 @@ async def test_two_workers_share_the_queue_without_sharing_a_run(
         # The first job makes its handler enqueue two follow-ups, one at a time, so every run
         # is claimed, released and claimed again while both workers are busy.
         # The workers use the real clock, so the jobs are enqueued by it too.
-        await queue.enqueue(run.id, json.dumps({"followups": 2}))
-        await queue.enqueue(run.id, json.dumps({"followups": 0}))
+        await queue.enqueue(run.id, NewJob(json.dumps({"followups": 2})))
+        await queue.enqueue(run.id, NewJob(json.dumps({"followups": 0})))
 
     workers = [await start_worker(database_url, name) for name in ("alpha", "beta")]
     try:

@@ -12,6 +12,7 @@ import pytest
 
 from app.store import migrate
 from app.store.db import create_engine
+from app.store.jobs import NewJob
 from app.store.queue import JobQueue, RunQueue
 from app.store.runs import (
     ActiveRunExists,
@@ -235,7 +236,7 @@ class TestEvents:
 class TestSaveUnderLease:
     async def test_only_the_lease_holder_saves(self, stores: Stores) -> None:
         run = await stores.runs.create_run(new_run(), now=T0)
-        await stores.queue.enqueue(run.id, "{}", now=T0)
+        await stores.queue.enqueue(run.id, NewJob("{}"), now=T0)
         claim = await stores.queue.claim("w1", timedelta(seconds=30), now=T0)
         assert claim is not None
         with pytest.raises(LeaseLost):

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.store.db import create_engine
+from app.store.jobs import NewJob
 from app.store.queue import RunQueue
 from app.store.runs import NewRun, RunStore
 from app.web.app import create_app
@@ -113,9 +114,9 @@ async def test_queue_and_active_runs_are_read_at_scrape_time(
     await store.create_run(new_run(2, "CI_RUNNING"))
     finished = await store.create_run(new_run(3, "CI_RUNNING"))
     await store.save(finished.id, "DONE_SUCCESS", "{}", True, finished.version, None)
-    await queue.enqueue(executing.id, "{}", now=now - timedelta(seconds=90))
-    await queue.enqueue(executing.id, "{}", now=now - timedelta(seconds=30))
-    await queue.enqueue(executing.id, "{}", available_at=now + timedelta(hours=1), now=now)
+    await queue.enqueue(executing.id, NewJob("{}"), now=now - timedelta(seconds=90))
+    await queue.enqueue(executing.id, NewJob("{}"), now=now - timedelta(seconds=30))
+    await queue.enqueue(executing.id, NewJob("{}"), available_at=now + timedelta(hours=1), now=now)
 
     _, samples = await scrape(client)
     # Two jobs are due; the one waiting for its timer is not queued work yet.

@@ -7,8 +7,7 @@ create, the rest as PATCH updates, which GitHub appends), and actions are valida
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
@@ -36,7 +35,6 @@ CONCLUSIONS = (
 LEVELS = ("notice", "warning", "failure")
 _ELLIPSIS = "…"
 
-Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)
@@ -310,130 +308,3 @@ async def find_check_run(
             if run.get("external_id") == external_id:
                 return int(run["id"])
     return None
-
-
-@dataclass(frozen=True)
-class _Pending:
-    output: CheckRunOutput
-    status: str | None
-
-
-class CheckRunReporter:
-    """Reports one run through one check run: created once, updated at most every
-    `min_interval` seconds unless the state changes or the caller forces it."""
-
-    def __init__(
-        self,
-        gh: GitHubClient,
-        repo: str,
-        *,
-        head_sha: str,
-        name: str,
-        external_id: str,
-        check_run_id: int | None = None,
-        details_url: str | None = None,
-        min_interval: float = 10.0,
-        clock: Clock = time.monotonic,
-        annotations_sent: int = 0,
-        full_report: str | None = None,
-    ) -> None:
-        self._gh = gh
-        self._full_report = full_report
-        self._repo = repo
-        self._head_sha = head_sha
-        self._name = name
-        self._external_id = external_id
-        self._details_url = details_url
-        self._min_interval = min_interval
-        self._clock = clock
-        self.check_run_id = check_run_id
-        # GitHub appends annotations on every update: send each one once.
-        self.annotations_sent = annotations_sent
-        self._status: str | None = None
-        self._last_sent: float | None = None
-        self._pending: _Pending | None = None
-
-    @property
-    def pending(self) -> bool:
-        """True when a coalesced update has not been sent yet."""
-        return self._pending is not None
-
-    async def start(self, output: CheckRunOutput, status: str = "in_progress") -> int:
-        """Create the check run, or adopt the stored/existing one and update it; return its id."""
-        if self.check_run_id is None:
-            self.check_run_id = await find_check_run(
-                self._gh, self._repo, self._head_sha, self._name, self._external_id
-            )
-        if self.check_run_id is None:
-            fresh = self._new_annotations(output)
-            self.check_run_id = await create_check_run(
-                self._gh,
-                self._repo,
-                self._head_sha,
-                self._name,
-                self._external_id,
-                fresh,
-                status,
-                self._details_url,
-            )
-            self._sent(status, len(fresh.annotations))
-        else:
-            await self.update(output, status=status, force=True)
-        return self.check_run_id
-
-    async def update(
-        self,
-        output: CheckRunOutput,
-        *,
-        status: str | None = None,
-        conclusion: str | None = None,
-        actions: Sequence[CheckAction] = (),
-        force: bool = False,
-    ) -> bool:
-        """Send the update now if due, forced, or a state change; else keep it for later.
-
-        Returns True when a request was made.
-        """
-        if self.check_run_id is None:
-            raise RuntimeError("start() the check run before updating it")
-        changed = conclusion is not None or (status is not None and status != self._status)
-        due = self._last_sent is None or self._clock() - self._last_sent >= self._min_interval
-        if not (force or changed or due or actions):
-            self._pending = _Pending(output, status)
-            return False
-        fresh = self._new_annotations(output)
-        await update_check_run(
-            self._gh,
-            self._repo,
-            self.check_run_id,
-            status=status,
-            conclusion=conclusion,
-            output=fresh,
-            actions=actions,
-        )
-        self._sent("completed" if conclusion is not None else status, len(fresh.annotations))
-        return True
-
-    async def flush(self) -> bool:
-        """Send a coalesced update, if any, regardless of the interval."""
-        if self._pending is None:
-            return False
-        pending = self._pending
-        return await self.update(pending.output, status=pending.status, force=True)
-
-    async def finish(
-        self, conclusion: str, output: CheckRunOutput, actions: Sequence[CheckAction] = ()
-    ) -> None:
-        """Complete the check run (always sent); failed runs usually pass `actions=(RETRY,)`."""
-        await self.update(output, status="completed", conclusion=conclusion, actions=actions)
-
-    def _new_annotations(self, output: CheckRunOutput) -> CheckRunOutput:
-        fresh = replace(output, annotations=output.annotations[self.annotations_sent :])
-        return fit_output(fresh, self._full_report)
-
-    def _sent(self, status: str | None, annotations: int) -> None:
-        self._pending = None
-        self._last_sent = self._clock()
-        self.annotations_sent += annotations
-        if status is not None:
-            self._status = status

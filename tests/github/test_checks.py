@@ -19,7 +19,6 @@ from app.github.checks import (
     Annotation,
     CheckAction,
     CheckRunOutput,
-    CheckRunReporter,
     annotation_batches,
     create_check_run,
     find_check_run,
@@ -60,14 +59,6 @@ async def env(fakegithub: FakeGitHub) -> AsyncIterator[Env]:
     async with aiohttp.ClientSession() as session:
         app = GitHubApp(session, fakegithub.url, fakegithub.app.id, fakegithub.app.private_key_pem)
         yield Env(fakegithub, app.installation(inst.id), sha)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def annotations(n: int) -> tuple[Annotation, ...]:
@@ -247,120 +238,3 @@ async def test_find_check_run_by_external_id(env: Env) -> None:
 
 
 # -- the reporter ---------------------------------------------------------------------------------
-
-
-def reporter(env: Env, clock: FakeClock, check_run_id: int | None = None) -> CheckRunReporter:
-    return CheckRunReporter(
-        env.gh,
-        REPO,
-        head_sha=env.sha,
-        name=NAME,
-        external_id=EXTERNAL,
-        check_run_id=check_run_id,
-        min_interval=10.0,
-        clock=clock,
-    )
-
-
-async def test_reporter_coalesces_updates_within_the_interval(env: Env) -> None:
-    clock = FakeClock()
-    rep = reporter(env, clock)
-    check_id = await rep.start(output("starting"))
-    assert [r.method for r in env.api_calls()] == ["GET", "POST"]  # look up, then create
-
-    clock.now += 3
-    assert not await rep.update(output("phase 1: 10%"))
-    clock.now += 3
-    assert not await rep.update(output("phase 1: 40%"))
-    assert rep.pending
-    assert env.run(check_id).output["summary"] == "starting"
-
-    clock.now += 4  # 10 s since the last send
-    assert await rep.update(output("phase 1: 60%"))
-    assert env.run(check_id).output["summary"] == "phase 1: 60%"
-    assert not rep.pending
-
-    clock.now += 1
-    assert await rep.update(output("CI running"), force=True)
-    clock.now += 1
-    assert not await rep.update(output("CI 50%"))
-    assert await rep.flush()
-    assert env.run(check_id).output["summary"] == "CI 50%"
-    assert not await rep.flush()
-
-    clock.now += 1
-    await rep.finish("failure", output("failed"), actions=(RETRY,))
-    run = env.run(check_id)
-    assert (run.status, run.conclusion, run.output["summary"]) == ("completed", "failure", "failed")
-    assert [r.method for r in env.api_calls()] == [
-        "GET",
-        "POST",
-        "PATCH",
-        "PATCH",
-        "PATCH",
-        "PATCH",
-    ]
-
-
-async def test_reporter_sends_a_status_change_at_once(env: Env) -> None:
-    clock = FakeClock()
-    rep = reporter(env, clock)
-    check_id = await rep.start(output("queued"), status="queued")
-    clock.now += 1
-    assert await rep.update(output("started"), status="in_progress")
-    assert env.run(check_id).status == "in_progress"
-    clock.now += 1
-    assert not await rep.update(output("still"), status="in_progress")
-
-
-async def test_reporter_sends_each_annotation_once(env: Env) -> None:
-    clock = FakeClock()
-    rep = reporter(env, clock)
-    check_id = await rep.start(output(n=2))
-    clock.now += 20
-    await rep.update(output(n=5))
-    clock.now += 20
-    await rep.update(output(n=5))
-    await rep.finish("success", output(n=70))
-    assert [a["message"] for a in env.run(check_id).annotations] == [
-        f"problem {i}" for i in range(70)
-    ]
-    assert rep.annotations_sent == 70
-
-
-async def test_reporter_with_a_stored_id_updates_instead_of_creating(env: Env) -> None:
-    first = await reporter(env, FakeClock()).start(output("one"))
-    before = len(env.api_calls())
-    again = reporter(env, FakeClock(), check_run_id=first)
-    assert await again.start(output("two")) == first
-    assert [r.method for r in env.api_calls()[before:]] == ["PATCH"]
-    assert env.run(first).output["summary"] == "two"
-
-
-async def test_reporter_after_a_crash_adopts_the_existing_check_run(env: Env) -> None:
-    first = await reporter(env, FakeClock()).start(output("one"))
-    before = len(env.api_calls())
-    assert await reporter(env, FakeClock()).start(output("two")) == first  # id was lost
-    assert [r.method for r in env.api_calls()[before:]] == ["GET", "PATCH"]
-    repo = env.sim.repo(REPO)
-    assert [r.id for r in repo.runs.values() if r.app_id == env.sim.app.id] == [first]
-
-
-async def test_reporter_points_cut_text_at_the_full_report(env: Env) -> None:
-    rep = CheckRunReporter(
-        env.gh,
-        REPO,
-        head_sha=env.sha,
-        name=NAME,
-        external_id=EXTERNAL,
-        full_report="https://autopack.example/runs/1/report",
-    )
-    check_id = await rep.start(output("s" * 70_000))
-    summary = env.run(check_id).output["summary"]
-    assert len(summary) == MAX_TEXT
-    assert summary.endswith("the full report is at https://autopack.example/runs/1/report.")
-
-
-async def test_reporter_must_start_first(env: Env) -> None:
-    with pytest.raises(RuntimeError, match="start"):
-        await reporter(env, FakeClock()).update(output())

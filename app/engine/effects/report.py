@@ -29,14 +29,13 @@ from app.domain.report import (
 )
 from app.domain.report_backlog import BACKLOG_TITLE, backlog_marker, render_backlog_issue
 from app.domain.run_state import RunState, RunStatus, TierStatus
-from app.domain.triggers import RETRY_ACTION
 from app.engine.context import Outcome, RunContext
 from app.engine.effects.views import Rows, report_view
 from app.engine.envelope import Envelope
 from app.github.backlog_issue import upsert_backlog_issue
 from app.github.checks import (
+    RETRY,
     Annotation,
-    CheckAction,
     CheckRunOutput,
     create_check_run,
     find_check_run,
@@ -48,7 +47,6 @@ from app.github.pulls import ensure_draft_pull, mark_ready_for_review, update_pu
 
 CHECK_NAME = "Autopack"
 COALESCE_SECONDS = 10.0
-RETRY = CheckAction("Retry run", "Start a new run for this issue", RETRY_ACTION)
 _CONCLUSIONS = {RunStatus.DONE_SUCCESS: "success", RunStatus.DONE_FAILED_CANCELLED: "cancelled"}
 
 

@@ -15,10 +15,8 @@ from typing import Any
 from app.agents.command import CommandRunner, process_outcome
 from app.agents.contract import (
     AuditRequest,
-    AuditVerdict,
-    BuilderOutcome,
+    AuditResult,
     ParsedReport,
-    Verdict,
     load_result_object,
     parse_issues,
     parse_summary,
@@ -34,6 +32,7 @@ from app.agents.openai_backend import (
     tool_definitions,
 )
 from app.config import BuilderProfile
+from app.domain.events import AuditorVerdict, BuilderOutcome
 
 MAX_PATCH_FILES = 100
 MAX_PATCH_FILE_BYTES = 1024 * 1024
@@ -113,24 +112,24 @@ def _block(title: str, text: str) -> list[str]:
     return [f"## {title}", "", "```text", text.rstrip("\n").replace("```", "``\u200b`"), "```", ""]
 
 
-def verdict_from_data(data: dict[str, Any] | None, report: ParsedReport) -> AuditVerdict:
+def verdict_from_data(data: dict[str, Any] | None, report: ParsedReport) -> AuditResult:
     """Validate a verdict object (result file or tool arguments); never raises."""
     if data is None:
         return _failed("the auditor gave no readable verdict", report)
     parse_summary(data.get("summary"), report)
     parse_issues(data.get("issues"), report)
     try:
-        verdict = Verdict(str(data.get("verdict")))
+        verdict = AuditorVerdict(str(data.get("verdict")))
     except ValueError:
         return _failed("the auditor's verdict is not approve, reject or patch", report)
     patch: dict[str, str | None] | None = None
-    if verdict is Verdict.PATCH:
+    if verdict is AuditorVerdict.PATCH:
         patch = _parse_patch(data.get("patch"), report)
         if not patch:
             return _failed("the auditor chose patch but gave no valid patch", report)
     elif data.get("patch"):
         report.problems.append(f"a patch came with verdict {verdict}; ignored")
-    return AuditVerdict(
+    return AuditResult(
         verdict=verdict,
         issues=tuple(report.issues),
         patch=patch,
@@ -140,9 +139,9 @@ def verdict_from_data(data: dict[str, Any] | None, report: ParsedReport) -> Audi
     )
 
 
-def _failed(reason: str, report: ParsedReport) -> AuditVerdict:
-    return AuditVerdict(
-        verdict=Verdict.REJECT,
+def _failed(reason: str, report: ParsedReport) -> AuditResult:
+    return AuditResult(
+        verdict=AuditorVerdict.REJECT,
         issues=tuple(report.issues),
         tokens_used=report.tokens_used,
         summary=report.summary,
@@ -204,7 +203,7 @@ class CommandAuditor:
     def __init__(self, runner: CommandRunner) -> None:
         self.runner = runner
 
-    async def review(self, request: AuditRequest, workspace: Path) -> AuditVerdict:
+    async def review(self, request: AuditRequest, workspace: Path) -> AuditResult:
         """Run the auditor command once and read its verdict."""
         instructions = instructions_for(request.profile)
         if instructions is None:
@@ -235,7 +234,7 @@ _VERDICT_TOOL = {
         {
             "type": "object",
             "properties": {
-                "verdict": {"type": "string", "enum": [v.value for v in Verdict]},
+                "verdict": {"type": "string", "enum": [v.value for v in AuditorVerdict]},
                 "summary": {"type": "string"},
                 "issues": ISSUES_SCHEMA,
                 "patch": {
@@ -263,7 +262,7 @@ class OpenAIAuditor:
         self.client = client
         self.profile = profile
 
-    async def review(self, request: AuditRequest, workspace: Path) -> AuditVerdict:
+    async def review(self, request: AuditRequest, workspace: Path) -> AuditResult:
         """Converse until the model submits a verdict (or a limit stops it)."""
         instructions = instructions_for(request.profile)
         if instructions is None:

@@ -30,9 +30,10 @@ from app.agents.contained import (
     drain,
     kill_group,
 )
-from app.agents.contract import BuilderOutcome, BuilderResult, PhaseSpec, parse_builder_report
+from app.agents.contract import BuilderResult, PhaseSpec, parse_builder_report
 from app.agents.sandbox import SandboxHost
 from app.config import BuilderProfile
+from app.domain.events import BuilderOutcome
 
 # Only these are taken from the server's own environment; everything else is dropped.
 INHERITED_VARIABLES = ("PATH", "LANG")

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
+
+from app.domain.effects import BudgetsLeft
+from app.domain.events import AuditorVerdict, BuilderOutcome
 
 # A builder claiming more than this for one attempt is lying or broken; we clamp and record it.
 MAX_REPORTED_TOKENS = 10_000_000
@@ -20,33 +22,6 @@ MAX_SUMMARY_CHARS = 4000
 MAX_ISSUES = 50
 MAX_EVIDENCE_CHARS = 2000
 SEVERITIES = ("minor", "major")
-
-
-class BuilderOutcome(StrEnum):
-    """How a builder attempt ended, before the gate looks at the change."""
-
-    OK = "ok"
-    FAILED = "failed"
-    TIMED_OUT = "timed_out"
-    NO_CHANGE = "no_change"
-    ERROR = "error"  # Autopack could not run the builder at all (bad profile, missing key, ...)
-
-
-class Verdict(StrEnum):
-    """An auditor's decision."""
-
-    APPROVE = "approve"
-    REJECT = "reject"
-    PATCH = "patch"
-
-
-@dataclass(frozen=True)
-class BudgetsLeft:
-    """What the phase may still spend when this attempt starts."""
-
-    tokens: int
-    builder_attempts: int
-    seconds: int
 
 
 @dataclass(frozen=True)
@@ -174,10 +149,10 @@ class AuditRequest:
 
 
 @dataclass(frozen=True)
-class AuditVerdict:
+class AuditResult:
     """An auditor's answer. A patch maps repository paths to new text, or None to delete."""
 
-    verdict: Verdict
+    verdict: AuditorVerdict
     issues: tuple[SuggestedIssue, ...] = ()
     patch: Mapping[str, str | None] | None = None
     tokens_used: int = 0
@@ -192,7 +167,7 @@ class AuditVerdict:
 class Auditor(Protocol):
     """A reviewer backend: reads the request (and the workspace) and returns a verdict."""
 
-    async def review(self, request: AuditRequest, workspace: Path) -> AuditVerdict:
+    async def review(self, request: AuditRequest, workspace: Path) -> AuditResult:
         """Review once; never raises for anything the auditor did."""
         ...
 

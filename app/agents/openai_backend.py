@@ -18,16 +18,10 @@ from typing import Any
 
 import aiohttp
 
-from app.agents.contract import (
-    BuilderOutcome,
-    BuilderResult,
-    ParsedReport,
-    PhaseSpec,
-    parse_issues,
-    parse_summary,
-)
+from app.agents.contract import BuilderResult, ParsedReport, PhaseSpec, parse_issues, parse_summary
 from app.agents.files import ToolError, WorkspaceFiles
 from app.config import BuilderProfile
+from app.domain.events import BuilderOutcome
 
 Sleep = Callable[[float], Awaitable[None]]
 HasChange = Callable[[Path], bool]

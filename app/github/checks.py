@@ -36,7 +36,6 @@ LEVELS = ("notice", "warning", "failure")
 _ELLIPSIS = "…"
 
 
-
 @dataclass(frozen=True)
 class Annotation:
     """One line-range remark on a file of the head commit."""

@@ -11,16 +11,11 @@ import pytest
 
 from app.agents.auditor import AUDITOR_INSTRUCTIONS, CommandAuditor, OpenAIAuditor
 from app.agents.command import CommandRunner
-from app.agents.contract import (
-    AuditRequest,
-    AuditVerdict,
-    BudgetsLeft,
-    PhaseSpec,
-    SuggestedIssue,
-    Verdict,
-)
+from app.agents.contract import AuditRequest, AuditResult, PhaseSpec, SuggestedIssue
 from app.agents.openai_backend import ChatClient
 from app.config import BuilderProfile
+from app.domain.effects import BudgetsLeft
+from app.domain.events import AuditorVerdict
 from tests.agents.fake_openai import FakeChat, Reply, Step, completion, tool_call
 from tests.sandboxing import read_only_paths, sandbox_host
 
@@ -35,7 +30,7 @@ SPEC = PhaseSpec(
     complexity="high",
     builder_mode="refactor_heavy",
     attempt=3,
-    budgets_left=BudgetsLeft(tokens=20_000, builder_attempts=0, seconds=300),
+    budgets_left=BudgetsLeft(tokens=20_000, builder_attempts=0, auditor_attempts=1, seconds=300),
 )
 REQUEST = AuditRequest(
     spec=SPEC,
@@ -56,7 +51,7 @@ def workspace(tmp_path: Path) -> Path:
 
 async def command_review(
     workspace: Path, mode: str, request: AuditRequest = REQUEST
-) -> AuditVerdict:
+) -> AuditResult:
     profile = BuilderProfile(
         backend="command", command=[sys.executable, str(SCRIPT), mode], read_only=read_only_paths()
     )
@@ -68,7 +63,7 @@ async def command_review(
 async def test_command_approve_sees_the_whole_request(workspace: Path) -> None:
     verdict = await command_review(workspace, "approve")
 
-    assert verdict.verdict is Verdict.APPROVE
+    assert verdict.verdict is AuditorVerdict.APPROVE
     assert verdict.failure_reason is None
     assert verdict.summary == "security_review|auth-1|--- a/src/app.py|1 ci|1 gate|True"
     assert verdict.tokens_used == 77
@@ -78,7 +73,7 @@ async def test_command_approve_sees_the_whole_request(workspace: Path) -> None:
 async def test_command_reject_carries_issues(workspace: Path) -> None:
     verdict = await command_review(workspace, "reject")
 
-    assert verdict.verdict is Verdict.REJECT
+    assert verdict.verdict is AuditorVerdict.REJECT
     assert verdict.failure_reason is None
     assert [(i.issue_key, i.severity) for i in verdict.issues] == [("a1", "major")]
 
@@ -86,7 +81,7 @@ async def test_command_reject_carries_issues(workspace: Path) -> None:
 async def test_command_patch_is_returned_as_data_not_applied(workspace: Path) -> None:
     verdict = await command_review(workspace, "patch")
 
-    assert verdict.verdict is Verdict.PATCH
+    assert verdict.verdict is AuditorVerdict.PATCH
     assert verdict.patch == {"src/app.py": "print('fixed')\n", "junk.txt": None}
     assert verdict.tokens_used == 9
     assert (workspace / "src" / "app.py").read_text() == "print('b')\n"
@@ -110,7 +105,7 @@ async def test_command_bad_answers_are_failed_reviews(
 ) -> None:
     verdict = await command_review(workspace, mode)
 
-    assert verdict.verdict is Verdict.REJECT
+    assert verdict.verdict is AuditorVerdict.REJECT
     assert verdict.failure_reason == reason
     assert verdict.patch is None
     if problem is not None:
@@ -142,7 +137,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 async def openai_review(
     session: aiohttp.ClientSession, workspace: Path, script: list[Step]
-) -> tuple[AuditVerdict, FakeChat]:
+) -> tuple[AuditResult, FakeChat]:
     async with FakeChat(script) as fake:
         profile = BuilderProfile(backend="openai", base_url=fake.base_url, model="reviewer")
         auditor = OpenAIAuditor(ChatClient(profile, session, environ={}), profile)
@@ -161,7 +156,7 @@ async def test_openai_approve_after_reading_the_tree(
     ]
     verdict, fake = await openai_review(session, workspace, script)
 
-    assert verdict.verdict is Verdict.APPROVE
+    assert verdict.verdict is AuditorVerdict.APPROVE
     assert verdict.summary == "fine"
     assert verdict.tokens_used == 60 + 80
     system, user = fake.requests[0]["messages"][:2]
@@ -184,7 +179,7 @@ async def test_openai_reject_with_issues_and_no_write_tool(
     ]
     verdict, fake = await openai_review(session, workspace, script)
 
-    assert verdict.verdict is Verdict.REJECT
+    assert verdict.verdict is AuditorVerdict.REJECT
     assert verdict.failure_reason is None
     assert verdict.issues == (SuggestedIssue("sec:1", "major", "auth", "e"),)
     assert fake.tool_results(1) == ["error: unknown tool 'write_file'"]
@@ -198,7 +193,7 @@ async def test_openai_patch_verdict(session: aiohttp.ClientSession, workspace: P
     ]
     verdict, _fake = await openai_review(session, workspace, script)
 
-    assert verdict.verdict is Verdict.PATCH
+    assert verdict.verdict is AuditorVerdict.PATCH
     assert verdict.patch == {"src/app.py": "print('c')\n", "old.py": None}
     assert (workspace / "src" / "app.py").read_text() == "print('b')\n"
 
@@ -208,5 +203,5 @@ async def test_openai_server_failure_is_a_failed_review(
 ) -> None:
     verdict, _fake = await openai_review(session, workspace, [Reply("{broken", status=200)])
 
-    assert verdict.verdict is Verdict.REJECT
+    assert verdict.verdict is AuditorVerdict.REJECT
     assert verdict.failure_reason == "malformed response from the model server: not JSON"

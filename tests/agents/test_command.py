@@ -17,15 +17,10 @@ from pathlib import Path
 import pytest
 
 from app.agents.command import CommandBuilder, CommandRunner
-from app.agents.contract import (
-    MAX_REPORTED_TOKENS,
-    BudgetsLeft,
-    BuilderOutcome,
-    BuilderResult,
-    PhaseSpec,
-    SuggestedIssue,
-)
+from app.agents.contract import MAX_REPORTED_TOKENS, BuilderResult, PhaseSpec, SuggestedIssue
 from app.config import BuilderProfile
+from app.domain.effects import BudgetsLeft
+from app.domain.events import BuilderOutcome
 from tests.agents.processes import nothing_left_with
 from tests.sandboxing import read_only_paths, sandbox_host
 
@@ -41,7 +36,7 @@ SPEC = PhaseSpec(
     complexity="low",
     builder_mode="tweak_light",
     attempt=2,
-    budgets_left=BudgetsLeft(tokens=50_000, builder_attempts=1, seconds=600),
+    budgets_left=BudgetsLeft(tokens=50_000, builder_attempts=1, auditor_attempts=0, seconds=600),
     feedback=("gate: too many files changed",),
 )
 
@@ -143,7 +138,12 @@ def test_the_phase_file_and_prompt_carry_the_contract_fields() -> None:
         "complexity": "low",
         "builder_mode": "tweak_light",
         "attempt": 2,
-        "budgets_left": {"tokens": 50_000, "builder_attempts": 1, "seconds": 600},
+        "budgets_left": {
+            "tokens": 50_000,
+            "builder_attempts": 1,
+            "auditor_attempts": 0,
+            "seconds": 600,
+        },
         "feedback": ["gate: too many files changed"],
     }
     prompt = SPEC.to_prompt()

@@ -10,9 +10,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from app.agents.contract import BudgetsLeft, BuilderOutcome, BuilderResult, PhaseSpec
+from app.agents.contract import BuilderResult, PhaseSpec
 from app.agents.openai_backend import ChatClient, OpenAIBuilder
 from app.config import BuilderProfile
+from app.domain.effects import BudgetsLeft
+from app.domain.events import BuilderOutcome
 from tests.agents.fake_openai import FakeChat, Reply, Step, completion, tool_call
 
 SPEC = PhaseSpec(
@@ -25,7 +27,7 @@ SPEC = PhaseSpec(
     complexity="low",
     builder_mode="tweak_light",
     attempt=1,
-    budgets_left=BudgetsLeft(tokens=10_000, builder_attempts=2, seconds=600),
+    budgets_left=BudgetsLeft(tokens=10_000, builder_attempts=2, auditor_attempts=0, seconds=600),
 )
 FINISH = tool_call("finish", summary="done", issues=[])
 
@@ -194,7 +196,7 @@ async def test_the_token_cap_stops_the_conversation(
 ) -> None:
     write = tool_call("write_file", path="a.txt", content="x")
     turn = completion(write, prompt_tokens=300, completion_tokens=100)
-    spec = PhaseSpec(**{**SPEC.__dict__, "budgets_left": BudgetsLeft(1000, 1, 600)})
+    spec = PhaseSpec(**{**SPEC.__dict__, "budgets_left": BudgetsLeft(1000, 1, 0, 600)})
 
     run = await run_script(session, workspace, [turn, turn, turn, completion(FINISH)], spec=spec)
 
@@ -208,7 +210,7 @@ async def test_the_token_cap_stops_the_conversation(
 async def test_a_response_over_the_cap_fails_at_once(
     session: aiohttp.ClientSession, workspace: Path
 ) -> None:
-    spec = PhaseSpec(**{**SPEC.__dict__, "budgets_left": BudgetsLeft(100, 1, 600)})
+    spec = PhaseSpec(**{**SPEC.__dict__, "budgets_left": BudgetsLeft(100, 1, 0, 600)})
     big = completion(FINISH, prompt_tokens=90, completion_tokens=20)
 
     run = await run_script(session, workspace, [big], spec=spec)

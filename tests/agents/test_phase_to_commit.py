@@ -14,18 +14,13 @@ import pytest
 
 from app.agents.auditor import CommandAuditor
 from app.agents.command import CommandBuilder, CommandRunner
-from app.agents.contract import (
-    AuditRequest,
-    BudgetsLeft,
-    Builder,
-    BuilderOutcome,
-    PhaseSpec,
-    Verdict,
-)
+from app.agents.contract import AuditRequest, Builder, PhaseSpec
 from app.agents.files import ToolError, apply_patch
 from app.agents.openai_backend import ChatClient, OpenAIBuilder
 from app.agents.workspace import TarballSource, Workspace
 from app.config import BuilderProfile
+from app.domain.effects import BudgetsLeft
+from app.domain.events import AuditorVerdict, BuilderOutcome
 from app.domain.gate import Decision, GatePolicy, GateVerdict, evaluate
 from app.github.client import GitHubApp
 from app.github.commits import Attempt, GovernedWriter, PushResult, RefPolicy, parse_trailers
@@ -50,7 +45,9 @@ def spec(attempt: int = 1) -> PhaseSpec:
         complexity="low",
         builder_mode="scaffolding_heavy",
         attempt=attempt,
-        budgets_left=BudgetsLeft(tokens=50_000, builder_attempts=2, seconds=600),
+        budgets_left=BudgetsLeft(
+            tokens=50_000, builder_attempts=2, auditor_attempts=0, seconds=600
+        ),
     )
 
 
@@ -185,7 +182,7 @@ async def test_auditor_patch_goes_through_the_same_gate_and_write_path(rig: Rig)
     await rig.attempt(command_builder(rig, "edit"))
     auditor = CommandAuditor(command_runner(rig, "auditor.py", "patch"))
     verdict = await auditor.review(AuditRequest(spec(), diff="..."), rig.workspace.tree)
-    assert verdict.verdict is Verdict.PATCH
+    assert verdict.verdict is AuditorVerdict.PATCH
     assert verdict.patch is not None
     apply_patch(rig.workspace.tree, {k: v for k, v in verdict.patch.items() if k != "junk.txt"})
     change = rig.workspace.compute_change()

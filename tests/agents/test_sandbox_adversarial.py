@@ -25,8 +25,10 @@ from pathlib import Path
 import pytest
 
 from app.agents.command import CommandBuilder, CommandRunner
-from app.agents.contract import BudgetsLeft, BuilderOutcome, BuilderResult, PhaseSpec
+from app.agents.contract import BuilderResult, PhaseSpec
 from app.config import BuilderProfile, Settings
+from app.domain.effects import BudgetsLeft
+from app.domain.events import BuilderOutcome
 from tests.agents.processes import nothing_left_with
 from tests.sandboxing import read_only_paths, sandbox_host
 
@@ -41,7 +43,7 @@ SPEC = PhaseSpec(
     complexity="low",
     builder_mode="tweak_light",
     attempt=1,
-    budgets_left=BudgetsLeft(tokens=1000, builder_attempts=0, seconds=60),
+    budgets_left=BudgetsLeft(tokens=1000, builder_attempts=0, auditor_attempts=0, seconds=60),
 )
 
 

@@ -60,9 +60,7 @@ async def test_pending_jobs_of_older_versions_get_their_kind(database_url: str) 
     engine = create_engine(database_url)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(
-                lambda sync: command.upgrade(migrate._config(sync), "0006")
-            )
+            await conn.run_sync(lambda sync: command.upgrade(migrate._config(sync), "0006"))
             await conn.execute(
                 text(
                     "INSERT INTO runs (id, installation_id, repository, issue_number, run_number,"

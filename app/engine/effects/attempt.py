@@ -3,7 +3,7 @@ agents' issues as the machine's findings."""
 
 from __future__ import annotations
 
-from app.agents.contract import BudgetsLeft, PhaseSpec, SuggestedIssue
+from app.agents.contract import PhaseSpec, SuggestedIssue
 from app.domain.effects import RunAuditor, RunBuilder
 from app.domain.events import AttemptLost, Finding
 from app.domain.issue_record import Severity
@@ -22,7 +22,6 @@ def phase_spec(
     strategy: Strategy, phase: PhaseStrategy, effect: RunBuilder | RunAuditor
 ) -> PhaseSpec:
     """The phase as a builder or auditor receives it (AUTOPACK_PHASE_FILE)."""
-    budgets = effect.budgets_left
     return PhaseSpec(
         run_id=strategy.run_id,
         phase_id=phase.phase_id,
@@ -33,7 +32,7 @@ def phase_spec(
         complexity=phase.complexity.value,
         builder_mode=phase.builder_mode.value,
         attempt=effect.attempt,
-        budgets_left=BudgetsLeft(budgets.tokens, budgets.builder_attempts, budgets.seconds),
+        budgets_left=effect.budgets_left,
         feedback=effect.feedback,
     )
 

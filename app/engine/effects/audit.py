@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.agents.contract import AuditRequest, Verdict
+from app.agents.contract import AuditRequest
 from app.agents.files import ToolError, apply_patch
 from app.domain.effects import RunAuditor
 from app.domain.events import AuditorFinished, AuditorVerdict
@@ -55,7 +55,7 @@ async def run_auditor(ctx: RunContext, env: Envelope, effect: RunAuditor) -> Out
     if review and await evidence.attempt_diff(ctx) != diff:
         # The reviewer must not edit what it approves: the push would carry unreviewed text.
         answer, summary = AuditorVerdict.REJECT, "the reviewer changed the work tree"
-    elif verdict.verdict is Verdict.PATCH and verdict.patch:
+    elif verdict.verdict is AuditorVerdict.PATCH and verdict.patch:
         try:
             await ctx.workspace.clean_at(head)
             await asyncio.to_thread(apply_patch, ctx.workspace.tree, verdict.patch)

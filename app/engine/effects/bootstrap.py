@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from app.agents.contract import BudgetsLeft, PhaseSpec
+from app.agents.contract import PhaseSpec
 from app.domain.compiler import RunIdentity
-from app.domain.effects import CompileStrategy, CreateBranch, QueuePhases
+from app.domain.effects import BudgetsLeft, CompileStrategy, CreateBranch, QueuePhases
 from app.domain.events import (
     BranchReady,
     BuilderOutcome,
@@ -67,9 +67,10 @@ def _planner(ctx: RunContext) -> AskPlanner:
             builder_mode="plan",
             attempt=1,
             budgets_left=BudgetsLeft(
-                min(PLANNER_TOKENS, operator.limits.max_tokens_per_run),
-                0,
-                profile.timeout_seconds,
+                tokens=min(PLANNER_TOKENS, operator.limits.max_tokens_per_run),
+                builder_attempts=0,
+                auditor_attempts=0,
+                seconds=profile.timeout_seconds,
             ),
         )
         try:

@@ -73,7 +73,7 @@ def review_prompt(request: AuditRequest) -> str:
     if len(diff) > MAX_DIFF_CHARS:
         diff = diff[:MAX_DIFF_CHARS] + f"\n... (diff cut at {MAX_DIFF_CHARS} characters)\n"
     findings = [
-        f"- [{f.severity}] {f.issue_key} ({f.category}): {f.evidence}"
+        f"- [{f.severity.value}] {f.issue_key} ({f.category}): {f.message}"
         for f in request.gate_findings
     ]
     failures = [f"- {line}" for line in request.ci_failures]

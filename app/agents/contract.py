@@ -14,7 +14,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from app.domain.effects import BudgetsLeft
-from app.domain.events import AuditorVerdict, BuilderOutcome
+from app.domain.events import AuditorVerdict, BuilderOutcome, Finding
+from app.domain.issue_record import Severity
 
 # A builder claiming more than this for one attempt is lying or broken; we clamp and record it.
 MAX_REPORTED_TOKENS = 10_000_000
@@ -79,20 +80,16 @@ class PhaseSpec:
         return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True)
-class SuggestedIssue:
-    """An issue a builder, auditor or the gate reports (issue_key is the stable identity)."""
-
-    issue_key: str
-    severity: str
-    category: str
-    evidence: str
-    path: str | None = None  # optional: the file (relative to the repository root) ...
-    line: int | None = None  # ... and line the evidence points at
-
-    def to_dict(self) -> dict[str, str | int | None]:
-        """JSON-ready form."""
-        return asdict(self)
+def finding_json(found: Finding) -> dict[str, str | int | None]:
+    """A finding in the contract's issue shape (`evidence` is its message)."""
+    return {
+        "issue_key": found.issue_key,
+        "severity": found.severity.value,
+        "category": found.category,
+        "evidence": found.message,
+        "path": found.path,
+        "line": found.line,
+    }
 
 
 @dataclass(frozen=True)
@@ -103,7 +100,7 @@ class BuilderResult:
     exit_code: int | None = None
     tokens_used: int = 0
     summary: str = ""
-    issues: tuple[SuggestedIssue, ...] = ()
+    issues: tuple[Finding, ...] = ()
     stdout_tail: str = ""
     stderr_tail: str = ""
     # One sentence a maintainer can read; None when the attempt is ok.
@@ -128,7 +125,7 @@ class AuditRequest:
     spec: PhaseSpec
     diff: str
     ci_failures: tuple[str, ...] = ()
-    gate_findings: tuple[SuggestedIssue, ...] = ()
+    gate_findings: tuple[Finding, ...] = ()
     ci_output: str = ""  # what the failing checks said (output text, status descriptions)
     builder_log: str = ""  # the tail of the last builder attempt's stdout/stderr
     profile: str = "orchestrator_review"
@@ -142,7 +139,7 @@ class AuditRequest:
             "phase": self.spec.to_dict(),
             "diff": self.diff,
             "ci_failures": list(self.ci_failures),
-            "gate_findings": [issue.to_dict() for issue in self.gate_findings],
+            "gate_findings": [finding_json(issue) for issue in self.gate_findings],
             "ci_output": self.ci_output,
             "builder_log": self.builder_log,
         }
@@ -153,7 +150,7 @@ class AuditResult:
     """An auditor's answer. A patch maps repository paths to new text, or None to delete."""
 
     verdict: AuditorVerdict
-    issues: tuple[SuggestedIssue, ...] = ()
+    issues: tuple[Finding, ...] = ()
     patch: Mapping[str, str | None] | None = None
     tokens_used: int = 0
     summary: str = ""
@@ -178,7 +175,7 @@ class ParsedReport:
 
     tokens_used: int = 0
     summary: str = ""
-    issues: list[SuggestedIssue] = field(default_factory=list)
+    issues: list[Finding] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
@@ -220,13 +217,13 @@ def parse_issues(value: object, report: ParsedReport) -> None:
             continue
         path, line = _location(item, index, report)
         report.issues.append(
-            SuggestedIssue(
+            Finding(
                 issue_key=item["issue_key"].strip()[:200],
-                severity=item["severity"],
+                severity=Severity(item["severity"]),
                 category=item["category"][:100],
-                evidence=item["evidence"][:MAX_EVIDENCE_CHARS],
                 path=path,
                 line=line,
+                message=item["evidence"][:MAX_EVIDENCE_CHARS],
             )
         )
 

@@ -11,11 +11,12 @@ import pytest
 
 from app.agents.auditor import AUDITOR_INSTRUCTIONS, CommandAuditor, OpenAIAuditor
 from app.agents.command import CommandRunner
-from app.agents.contract import AuditRequest, AuditResult, PhaseSpec, SuggestedIssue
+from app.agents.contract import AuditRequest, AuditResult, PhaseSpec
 from app.agents.openai_backend import ChatClient
 from app.config import BuilderProfile
 from app.domain.effects import BudgetsLeft
-from app.domain.events import AuditorVerdict
+from app.domain.events import AuditorVerdict, Finding
+from app.domain.issue_record import Severity
 from tests.agents.fake_openai import FakeChat, Reply, Step, completion, tool_call
 from tests.sandboxing import read_only_paths, sandbox_host
 
@@ -36,7 +37,7 @@ REQUEST = AuditRequest(
     spec=SPEC,
     diff="--- a/src/app.py\n+++ b/src/app.py\n@@ -1 +1 @@\n-print('a')\n+print('b')\n",
     ci_failures=("tests/test_login.py::test_rate_limit failed",),
-    gate_findings=(SuggestedIssue("gate:size", "minor", "size", "12 files"),),
+    gate_findings=(Finding("gate:size", Severity.MINOR, "size", message="12 files"),),
     profile="security_review",
 )
 
@@ -181,7 +182,7 @@ async def test_openai_reject_with_issues_and_no_write_tool(
 
     assert verdict.verdict is AuditorVerdict.REJECT
     assert verdict.failure_reason is None
-    assert verdict.issues == (SuggestedIssue("sec:1", "major", "auth", "e"),)
+    assert verdict.issues == (Finding("sec:1", Severity.MAJOR, "auth", message="e"),)
     assert fake.tool_results(1) == ["error: unknown tool 'write_file'"]
     assert (workspace / "src" / "app.py").read_text() == "print('b')\n"
 

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from app.agents.command import CommandBuilder, CommandRunner
-from app.agents.contract import MAX_REPORTED_TOKENS, BuilderResult, PhaseSpec, SuggestedIssue
+from app.agents.contract import MAX_REPORTED_TOKENS, BuilderResult, PhaseSpec
 from app.config import BuilderProfile
 from app.domain.effects import BudgetsLeft
-from app.domain.events import BuilderOutcome
+from app.domain.events import BuilderOutcome, Finding
+from app.domain.issue_record import Severity
 from tests.agents.processes import nothing_left_with
 from tests.sandboxing import read_only_paths, sandbox_host
 
@@ -119,7 +120,7 @@ async def test_a_builder_edits_and_reports_through_the_contract_files(workspace:
     assert result.exit_code == 0
     assert result.tokens_used == 1234
     assert result.summary == "# Add the feature module"
-    assert result.issues == (SuggestedIssue("k1", "minor", "style", "e"),)
+    assert result.issues == (Finding("k1", Severity.MINOR, "style", message="e"),)
     assert result.problems == ()
     assert (workspace / "src" / "feature.py").read_text() == "# Add the feature module\n"
     assert_workspace_usable(workspace)

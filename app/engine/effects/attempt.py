@@ -3,10 +3,9 @@ agents' issues as the machine's findings."""
 
 from __future__ import annotations
 
-from app.agents.contract import PhaseSpec, SuggestedIssue
+from app.agents.contract import PhaseSpec
 from app.domain.effects import RunAuditor, RunBuilder
-from app.domain.events import AttemptLost, Finding
-from app.domain.issue_record import Severity
+from app.domain.events import AttemptLost
 from app.domain.strategy import PhaseStrategy, Strategy
 from app.engine.envelope import Envelope
 
@@ -34,26 +33,6 @@ def phase_spec(
         attempt=effect.attempt,
         budgets_left=effect.budgets_left,
         feedback=effect.feedback,
-    )
-
-
-def finding(issue: SuggestedIssue) -> Finding:
-    """An issue an agent reported, as the machine records it."""
-    severity = Severity.MAJOR if issue.severity == "major" else Severity.MINOR
-    return Finding(
-        issue.issue_key, severity, issue.category, issue.path, issue.line, issue.evidence[:500]
-    )
-
-
-def suggested(found: Finding) -> SuggestedIssue:
-    """A recorded finding, as an auditor receives it."""
-    return SuggestedIssue(
-        found.issue_key,
-        found.severity.value,
-        found.category,
-        found.message,
-        found.path,
-        found.line,
     )
 
 

@@ -12,7 +12,7 @@ from app.domain.evidence import gate_findings
 from app.domain.run_state import AuditReason
 from app.engine import evidence
 from app.engine.context import Outcome, RunContext
-from app.engine.effects.attempt import finding, lost, phase_spec, strategy_of, suggested
+from app.engine.effects.attempt import lost, phase_spec, strategy_of
 from app.engine.envelope import Envelope
 
 
@@ -43,7 +43,7 @@ async def run_auditor(ctx: RunContext, env: Envelope, effect: RunAuditor) -> Out
         spec=phase_spec(strategy, phase, effect),
         diff=diff or "(no change was recorded for this phase)",
         ci_failures=effect.feedback,
-        gate_findings=tuple(suggested(f) for f in gate_findings(found.gate)),
+        gate_findings=gate_findings(found.gate),
         ci_output=found.ci_output,
         builder_log=found.builder_log,
         profile=effect.auditor_profile.value,
@@ -66,6 +66,6 @@ async def run_auditor(ctx: RunContext, env: Envelope, effect: RunAuditor) -> Out
         effect.attempt,
         answer,
         verdict.tokens_used,
-        tuple(finding(issue) for issue in verdict.issues),
+        verdict.issues,
         summary,
     )

@@ -7,7 +7,7 @@ from app.domain.events import BuilderFinished, BuilderOutcome
 from app.domain.evidence import EvidenceKind, builder_log
 from app.engine import evidence
 from app.engine.context import Outcome, RunContext
-from app.engine.effects.attempt import finding, phase_spec, strategy_of
+from app.engine.effects.attempt import phase_spec, strategy_of
 from app.engine.envelope import Envelope
 
 
@@ -42,7 +42,7 @@ async def run_builder(ctx: RunContext, env: Envelope, effect: RunBuilder) -> Out
         attempt=effect.attempt,
         outcome=outcome,
         tokens_used=result.tokens_used,
-        issues=tuple(finding(issue) for issue in result.issues),
+        issues=result.issues,
         summary=result.summary,
         failure_reason=reason,
     )

@@ -25,7 +25,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check app tests bench demo
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n 4
 
 lint: $(STAMP)
 	$(BIN)/ruff check app tests bench demo

@@ -1,4 +1,5 @@
-"""Safe, streaming handling of repository tarballs: download, extract, read back and re-pack.
+"""Safe, streaming handling of repository tarballs: extract and read back (downloading is in
+`download.py`, re-packing a work tree in `repack.py`).
 
 GitHub's tarball is `git archive` output under one top folder (`<owner>-<repo>-<sha7>/`). We
 never call `TarFile.extract*`: every member is checked by our own rules (then by the standard
@@ -8,8 +9,6 @@ content on the way, so the base manifest comes out of the same single pass.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gzip
 import hashlib
 import os
@@ -19,20 +18,16 @@ import shutil
 import stat
 import tarfile
 import zlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
-from urllib.parse import urljoin, urlsplit
-
-import aiohttp
 
 from app.domain.change import EntryType
 
 MiB = 1024 * 1024
 _CHUNK = 256 * 1024
-_MAX_REDIRECTS = 5
 # Prefix of every temporary path Autopack creates beside a work tree.
 TEMP_PREFIX = ".autopack-"
 
@@ -80,104 +75,13 @@ Manifest = dict[str, BaseEntry]
 
 def blob_sha(data: bytes) -> str:
     """The git blob id of `data` (sha1 of b"blob <len>\\0" + data)."""
-    return _blob_hasher(len(data), data).hexdigest()
+    return blob_hasher(len(data), data).hexdigest()
 
 
-def _blob_hasher(size: int, data: bytes = b"") -> hashlib._Hash:
+def blob_hasher(size: int, data: bytes = b"") -> hashlib._Hash:
     h = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
     h.update(data)
     return h
-
-
-# -- download --------------------------------------------------------------------------------
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port
-
-
-TARBALL_ATTEMPTS = 4
-
-
-async def download_tarball(
-    session: aiohttp.ClientSession,
-    url: str,
-    token: str,
-    dest: Path,
-    max_bytes: int,
-    user_agent: str = "autopack",
-    *,
-    backoff_seconds: float = 1.0,
-    attempts: int = TARBALL_ATTEMPTS,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> None:
-    """Stream `url` (following redirects by hand) into `dest`; the token goes to its origin only.
-
-    Transient failures (network errors, 429 and 5xx, on the API or the redirect's host) are
-    retried with exponential backoff; after the last try TarballUnavailable names the call.
-    """
-    call = f"GET {urlsplit(url).path}"
-    failure = ""
-    for attempt in range(1, attempts + 1):
-        try:
-            await _download(session, url, token, dest, max_bytes, user_agent)
-            return
-        except TarballUnavailable as exc:
-            failure = str(exc)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            failure = f"{type(exc).__name__}: {exc}".rstrip(": ")
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(dest)  # a partial download: the next try starts afresh
-        if attempt < attempts:
-            await sleep(backoff_seconds * 2 ** (attempt - 1))
-    raise TarballUnavailable(f"{call}: {failure} (gave up after {attempts} tries)")
-
-
-async def _download(
-    session: aiohttp.ClientSession,
-    url: str,
-    token: str,
-    dest: Path,
-    max_bytes: int,
-    user_agent: str,
-) -> None:
-    api_origin = _origin(url)
-    for _ in range(_MAX_REDIRECTS + 1):
-        headers = {"User-Agent": user_agent, "Accept": "application/vnd.github+json"}
-        # codeload.github.com is another host: it gets no token (the URL carries its own).
-        if _origin(url) == api_origin:
-            headers["Authorization"] = f"token {token}"
-        async with session.get(url, headers=headers, allow_redirects=False) as response:
-            if response.status in (301, 302, 303, 307, 308):
-                location = response.headers.get("Location")
-                if not location:
-                    raise WorkspaceError(f"tarball: HTTP {response.status} without a Location")
-                url = urljoin(str(response.url), location)
-                continue
-            if response.status != 200:
-                transient = response.status == 429 or response.status >= 500
-                error = TarballUnavailable if transient else WorkspaceError
-                raise error(f"HTTP {response.status} from {_origin(url)[1]}")
-            declared = response.content_length
-            if declared is not None and declared > max_bytes:
-                raise WorkspaceError(
-                    f"tarball: compressed archive of {declared} bytes exceeds the download cap "
-                    f"of {max_bytes} bytes"
-                )
-            received = 0
-            with dest.open("xb") as out:
-                async for chunk in response.content.iter_chunked(_CHUNK):
-                    received += len(chunk)
-                    if received > max_bytes:
-                        raise WorkspaceError(
-                            f"tarball: compressed archive exceeds the download cap of "
-                            f"{max_bytes} bytes"
-                        )
-                    out.write(chunk)
-            return
-    raise WorkspaceError(f"tarball: more than {_MAX_REDIRECTS} redirects")
 
 
 # -- reading archives ------------------------------------------------------------------------
@@ -412,7 +316,7 @@ def _write_file(dest: Path, src: Readable, size: int, kind: EntryType) -> str:
         fd = os.open(dest, flags, mode)
     except FileExistsError:
         raise WorkspaceError(f"{dest.name}: path already exists (refused)") from None
-    hasher = _blob_hasher(size)
+    hasher = blob_hasher(size)
     written = 0
     with os.fdopen(fd, "wb") as out:
         while written < size:
@@ -449,57 +353,6 @@ def read_contents(archive: Path, paths: set[str], limits: WorkspaceLimits) -> di
         if rel in paths and stream is not None:
             found[rel] = stream.read()
     return found
-
-
-# -- re-packing ------------------------------------------------------------------------------
-
-
-class _HashingReader:
-    def __init__(self, raw: IO[bytes], size: int) -> None:
-        self._raw = raw
-        self.hasher = _blob_hasher(size)
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self.hasher.update(data)
-        return data
-
-
-def pack_tree(
-    tree: Path, entries: list[tuple[str, EntryType]], dest: Path, limits: WorkspaceLimits
-) -> Manifest:
-    """Write `entries` of `tree` as a gzip tar under one top folder; return their manifest."""
-    manifest: Manifest = {}
-    total = 0
-    with tarfile.open(dest, mode="x:gz", compresslevel=1, format=tarfile.PAX_FORMAT) as tar:
-        tar.addfile(_info("base", tarfile.DIRTYPE, 0o755))
-        for rel, entry_type in entries:
-            path = tree / rel
-            if entry_type == EntryType.SYMLINK:
-                info = _info(f"base/{rel}", tarfile.SYMTYPE, 0o777)
-                info.linkname = os.readlink(path)
-                tar.addfile(info)
-                manifest[rel] = BaseEntry(entry_type, blob_sha(os.fsencode(info.linkname)))
-                continue
-            mode = 0o755 if entry_type == EntryType.EXECUTABLE else 0o644
-            with path.open("rb") as src:
-                size = os.fstat(src.fileno()).st_size
-                total += size
-                if size > limits.max_file_bytes or total > limits.max_bytes:
-                    raise WorkspaceError(f"{rel}: work tree exceeds the size caps")
-                info = _info(f"base/{rel}", tarfile.REGTYPE, mode)
-                info.size = size
-                reader = _HashingReader(src, size)
-                tar.addfile(info, reader)
-            manifest[rel] = BaseEntry(entry_type, reader.hasher.hexdigest())
-    return manifest
-
-
-def _info(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.mode = mode
-    return info
 
 
 def force_rmtree(path: Path) -> None:

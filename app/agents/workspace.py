@@ -20,7 +20,6 @@ import os
 import re
 import secrets
 import stat
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
 
+from app.agents.change_scan import compute_change, scan_tree
+from app.agents.download import download_tarball
+from app.agents.repack import pack_tree
 from app.agents.tarball import (
     TEMP_PREFIX,
     BaseEntry,
@@ -35,14 +37,10 @@ from app.agents.tarball import (
     TarballUnavailable,
     WorkspaceError,
     WorkspaceLimits,
-    blob_sha,
-    download_tarball,
     extract_archive,
     force_rmtree,
-    pack_tree,
-    read_contents,
 )
-from app.domain.change import Change, ChangeKind, EntryType, FileChange
+from app.domain.change import Change, EntryType
 
 if TYPE_CHECKING:
     from app.github.client import GitHubApp
@@ -55,7 +53,6 @@ __all__ = [
     "Workspace",
     "WorkspaceError",
     "WorkspaceLimits",
-    "compute_change",
 ]
 
 TREE = "tree"
@@ -65,7 +62,6 @@ _OWN_ENTRIES = frozenset({TREE, MANIFEST, ARCHIVE})
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _RUN_ID = re.compile(r"[A-Za-z0-9_.-]+")
-_BINARY_SNIFF = 8192
 
 TokenProvider = Callable[[], Awaitable[str]]
 
@@ -214,7 +210,7 @@ class Workspace:
         if not _SHA.fullmatch(new_head):
             raise WorkspaceError(f"{new_head!r}: not a commit sha")
         self._require_base()
-        entries, _submodules = _scan(self.tree)
+        entries, _submodules = scan_tree(self.tree)
         packed = self._temp("archive")
         try:
             listing = sorted((path, kind) for path, kind in entries.items())
@@ -246,8 +242,10 @@ class Workspace:
     # -- what the builder did ------------------------------------------------------------------
 
     def compute_change(self) -> Change:
-        """The builder's change against the base; see `compute_change`."""
-        return compute_change(self)
+        """The builder's change against the base (see `app.agents.change_scan`)."""
+        if self._head is None:
+            raise WorkspaceError(f"{self.root}: no base materialised")
+        return compute_change(self.tree, self._head, self.manifest, self.archive, self.limits)
 
     def stray_entries(self) -> list[str]:
         """Entries of the root Autopack did not put there, or touched behind its back; sorted."""
@@ -335,152 +333,3 @@ def _stamp(path: Path) -> tuple[int, ...]:
     except FileNotFoundError:
         return ()
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-# -- computing the change ----------------------------------------------------------------------
-
-
-def _scan(tree: Path) -> tuple[dict[str, EntryType], set[str]]:
-    """Files, executables and symlinks of `tree` (links not followed), and nested repositories."""
-    try:
-        is_dir = stat.S_ISDIR(tree.lstat().st_mode)
-    except FileNotFoundError:
-        is_dir = False
-    if not is_dir:
-        raise WorkspaceError(f"{TREE}: the work tree is no longer a directory")
-    entries: dict[str, EntryType] = {}
-    submodules: set[str] = set()
-    pending = [""]
-    while pending:
-        prefix = pending.pop()
-        try:
-            listing = list(os.scandir(tree / prefix if prefix else tree))
-        except OSError as exc:
-            folder = prefix.rstrip("/") or "."
-            raise WorkspaceError(f"{folder}: unreadable folder ({exc.strerror})") from exc
-        for item in listing:
-            rel = f"{prefix}{item.name}"
-            try:
-                rel.encode("utf-8")
-            except UnicodeEncodeError:
-                raise WorkspaceError(f"{rel!r}: path is not valid UTF-8") from None
-            if not prefix and item.name == ".git":
-                continue  # the builder's own repository: not part of the change
-            mode = item.stat(follow_symlinks=False).st_mode
-            if stat.S_ISLNK(mode):
-                entries[rel] = EntryType.SYMLINK
-            elif stat.S_ISDIR(mode):
-                if os.path.lexists(os.path.join(item.path, ".git")):
-                    submodules.add(rel)
-                else:
-                    pending.append(rel + "/")
-            elif stat.S_ISREG(mode):
-                entries[rel] = EntryType.EXECUTABLE if mode & 0o100 else EntryType.FILE
-            else:
-                raise WorkspaceError(f"{rel}: {_special_kind(mode)} (special files refused)")
-    return entries, submodules
-
-
-def _special_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device"
-    return "special file"
-
-
-def _is_binary(data: bytes) -> bool:
-    if b"\0" in data[:_BINARY_SNIFF]:
-        return True
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
-
-
-def _line_delta(old: bytes, new: bytes) -> tuple[int, int]:
-    """(added, removed) as a line-multiset difference: a lower bound of a real diff's counts."""
-    before, after = Counter(old.splitlines()), Counter(new.splitlines())
-    return sum((after - before).values()), sum((before - after).values())
-
-
-def _read(tree: Path, rel: str, kind: EntryType, limits: WorkspaceLimits) -> bytes:
-    path = tree / rel
-    if kind == EntryType.SYMLINK:
-        return os.fsencode(os.readlink(path))
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError as exc:
-        raise WorkspaceError(f"{rel}: unreadable ({exc.strerror})") from exc
-    with os.fdopen(fd, "rb") as handle:
-        st = os.fstat(handle.fileno())
-        if not stat.S_ISREG(st.st_mode):  # swapped since the scan
-            raise WorkspaceError(f"{rel}: {_special_kind(st.st_mode)} (special files refused)")
-        if st.st_size > limits.max_file_bytes:
-            raise WorkspaceError(
-                f"{rel}: {st.st_size} bytes exceeds the per-file cap of {limits.max_file_bytes}"
-            )
-        return handle.read(limits.max_file_bytes + 1)
-
-
-def compute_change(workspace: Workspace) -> Change:
-    """Everything the builder changed in the work tree against the base, paths sorted.
-
-    Symlinks carry their target as content; a folder holding `.git` is a SUBMODULE (content
-    None, never descended into); the root `.git` is ignored (see `Workspace.has_git_dir`);
-    fifos, sockets and devices raise WorkspaceError, unread. Line counts are a line-multiset
-    difference (moved lines count as unchanged), 0 for binary files and symlinks.
-    """
-    base = workspace.manifest
-    if workspace.head is None:
-        raise WorkspaceError(f"{workspace.root}: no base materialised")
-    tree, limits = workspace.tree, workspace.limits
-    entries, submodules = _scan(tree)
-    changed: dict[str, tuple[EntryType, bytes | None]] = {}
-    total = 0
-    for rel, kind in entries.items():
-        data = _read(tree, rel, kind, limits)
-        old = base.get(rel)
-        if old is not None and old.entry_type == kind and old.sha == blob_sha(data):
-            continue
-        total += len(data)
-        if total > limits.max_bytes:
-            raise WorkspaceError(f"{rel}: changed content exceeds the size cap {limits.max_bytes}")
-        changed[rel] = (kind, data)
-    for rel in submodules:
-        changed[rel] = (EntryType.SUBMODULE, None)
-    deleted = {rel for rel in base if rel not in entries and rel not in submodules}
-
-    text_files = (EntryType.FILE, EntryType.EXECUTABLE)
-    wanted = {
-        rel for rel in (*changed, *deleted) if rel in base and base[rel].entry_type in text_files
-    }
-    old_contents = read_contents(workspace.archive, wanted, limits)
-    files = []
-    for rel in sorted({*changed, *deleted}):
-        old_data = old_contents.get(rel, b"")
-        old_text = not _is_binary(old_data)
-        old_content = old_data if rel in old_contents and old_text else None
-        if rel in deleted:
-            removed = len(old_data.splitlines()) if old_text else 0
-            kind = base[rel].entry_type
-            files.append(
-                FileChange(
-                    rel, ChangeKind.DELETED, kind, None, 0, removed, not old_text, old_content
-                )
-            )
-            continue
-        kind, new_data = changed[rel]
-        change_kind = ChangeKind.MODIFIED if rel in base else ChangeKind.ADDED
-        if new_data is None or kind == EntryType.SYMLINK:
-            files.append(FileChange(rel, change_kind, kind, new_data))
-            continue
-        binary = _is_binary(new_data)
-        added, removed = (0, 0) if binary else _line_delta(old_data if old_text else b"", new_data)
-        files.append(
-            FileChange(rel, change_kind, kind, new_data, added, removed, binary, old_content)
-        )
-    return Change(base_commit=workspace.head, files=tuple(files))

@@ -24,7 +24,6 @@ from app.agents.workspace import (
     TarballSource,
     Workspace,
     WorkspaceError,
-    compute_change,
 )
 from app.domain.change import Change, ChangeKind, EntryType, FileChange
 from app.github.client import GitHubApp
@@ -110,7 +109,7 @@ async def test_materialise_from_the_simulator(sim: FakeGitHub, workspace: Worksp
     assert on_disk["head"] == head
     assert on_disk["entries"]["run.sh"] == ["executable", workspace.manifest["run.sh"].sha]
     assert workspace.stray_entries() == []
-    assert compute_change(workspace) == Change(head, ())
+    assert workspace.compute_change() == Change(head, ())
     # The tarball request carried the installation token and the download followed.
     tar_calls = sim.calls("GET", f"/repos/{REPO}/tarball")
     installation_id = next(iter(sim.world.installations))
@@ -129,7 +128,7 @@ async def test_ensure_reuses_and_advance_rebases(sim: FakeGitHub, workspace: Wor
     (workspace.tree / "src/app.py").write_text("import os\n\nprint('hello')\n")
     (workspace.tree / "NEW.md").write_text("new\n")
     (workspace.tree / "src/pkg/deep/mod.py").unlink()
-    change = compute_change(workspace)
+    change = workspace.compute_change()
     pushed = await sim.push(
         REPO,
         "main",
@@ -143,7 +142,7 @@ async def test_ensure_reuses_and_advance_rebases(sim: FakeGitHub, workspace: Wor
     await asyncio.to_thread(workspace.advance, pushed)
     assert workspace.head == pushed
     assert workspace.manifest == sim_manifest(sim, pushed)
-    assert compute_change(workspace) == Change(pushed, ())
+    assert workspace.compute_change() == Change(pushed, ())
     assert await workspace.ensure(pushed) is False
     assert tarball_requests(sim) == 1
 
@@ -189,9 +188,9 @@ async def test_reset_restores_the_tree(sim: FakeGitHub, workspace: Workspace) ->
     (tree / "passwd").symlink_to("/etc/passwd")
     (tree / "locked").mkdir()
     os.chmod(tree / "locked", 0o500)
-    assert not compute_change(workspace).empty
+    assert not workspace.compute_change().empty
     workspace.reset()
-    assert compute_change(workspace) == Change(head, ())
+    assert workspace.compute_change() == Change(head, ())
     assert sorted(os.listdir(tree)) == ["README.md", "assets", "run.sh", "src"]
     assert (tree / "src/pkg/deep/mod.py").read_text() == "X = 1\n"
     assert os.stat(tree / "run.sh").st_mode & 0o100
@@ -223,11 +222,11 @@ async def test_tree_replaced_by_a_link_is_noticed(sim: FakeGitHub, workspace: Wo
     workspace.tree.symlink_to("/etc")
     assert workspace.stray_entries() == ["tree (not a directory)"]
     with pytest.raises(WorkspaceError, match="no longer a directory"):
-        compute_change(workspace)
+        workspace.compute_change()
     workspace.tree.unlink()
     assert workspace.stray_entries() == ["tree (missing)"]
     with pytest.raises(WorkspaceError, match="no longer a directory"):
-        compute_change(workspace)
+        workspace.compute_change()
     # ensure() sees the workspace is not intact and materialises again.
     assert await workspace.ensure(head_of(sim)) is True
     assert workspace.stray_entries() == []
@@ -272,7 +271,7 @@ def only(change: Change) -> FileChange:
 
 
 def test_empty_change(local: Workspace) -> None:
-    change = compute_change(local)
+    change = local.compute_change()
     assert change.empty
     assert change.base_commit == BASE_SHA
 
@@ -281,21 +280,21 @@ def test_added_text_file(local: Workspace) -> None:
     (local.tree / "new/deep").mkdir(parents=True)
     (local.tree / "new/deep/file.py").write_text("a\nb\nc\n")
     (local.tree / "empty-dir").mkdir()
-    assert only(compute_change(local)) == FileChange(
+    assert only(local.compute_change()) == FileChange(
         "new/deep/file.py", ChangeKind.ADDED, EntryType.FILE, b"a\nb\nc\n", 3, 0, False
     )
 
 
 def test_modified_text_counts_lines(local: Workspace) -> None:
     (local.tree / "text.txt").write_text("one\nTWO\nthree\nfour\n")
-    assert only(compute_change(local)) == FileChange(
+    assert only(local.compute_change()) == FileChange(
         "text.txt", ChangeKind.MODIFIED, EntryType.FILE, b"one\nTWO\nthree\nfour\n", 2, 1, False
     )
 
 
 def test_deleted_file_counts_removed_lines(local: Workspace) -> None:
     (local.tree / "dir/nested.txt").unlink()
-    assert only(compute_change(local)) == FileChange(
+    assert only(local.compute_change()) == FileChange(
         "dir/nested.txt", ChangeKind.DELETED, EntryType.FILE, None, 0, 2, False
     )
 
@@ -305,7 +304,7 @@ def test_old_content_of_modified_and_deleted_text_files(local: Workspace) -> Non
     (local.tree / "dir/nested.txt").unlink()
     (local.tree / "data.bin").write_bytes(b"\x00\x09")
     (local.tree / "new.txt").write_text("new\n")
-    old = {f.path: f.old_content for f in compute_change(local).files}
+    old = {f.path: f.old_content for f in local.compute_change().files}
     assert old == {
         "data.bin": None,  # binary: no lines to compare
         "dir/nested.txt": b"a\nb\n",
@@ -317,7 +316,7 @@ def test_old_content_of_modified_and_deleted_text_files(local: Workspace) -> Non
 def test_deleted_binary_and_symlink(local: Workspace) -> None:
     (local.tree / "data.bin").unlink()
     (local.tree / "alias").unlink()
-    assert compute_change(local).files == (
+    assert local.compute_change().files == (
         FileChange("alias", ChangeKind.DELETED, EntryType.SYMLINK, None, 0, 0, False),
         FileChange("data.bin", ChangeKind.DELETED, EntryType.FILE, None, 0, 0, True),
     )
@@ -330,7 +329,7 @@ def test_deleted_binary_and_symlink(local: Workspace) -> None:
 def test_mode_change_alone(local: Workspace, path: str, mode: int, entry_type: EntryType) -> None:
     content = (local.tree / path).read_bytes()
     os.chmod(local.tree / path, mode)
-    assert only(compute_change(local)) == FileChange(
+    assert only(local.compute_change()) == FileChange(
         path, ChangeKind.MODIFIED, entry_type, content, 0, 0, False
     )
 
@@ -339,7 +338,7 @@ def test_symlinks_report_their_target(local: Workspace) -> None:
     (local.tree / "alias").unlink()
     (local.tree / "alias").symlink_to("tool.sh")
     (local.tree / "passwd").symlink_to("/etc/passwd")
-    assert compute_change(local).files == (
+    assert local.compute_change().files == (
         FileChange("alias", ChangeKind.MODIFIED, EntryType.SYMLINK, b"tool.sh"),
         FileChange("passwd", ChangeKind.ADDED, EntryType.SYMLINK, b"/etc/passwd"),
     )
@@ -350,7 +349,7 @@ def test_file_replaced_by_symlink_and_back(local: Workspace) -> None:
     (local.tree / "text.txt").symlink_to("tool.sh")
     (local.tree / "alias").unlink()
     (local.tree / "alias").write_text("now a file\n")
-    assert compute_change(local).files == (
+    assert local.compute_change().files == (
         FileChange("alias", ChangeKind.MODIFIED, EntryType.FILE, b"now a file\n", 1, 0, False),
         FileChange("text.txt", ChangeKind.MODIFIED, EntryType.SYMLINK, b"tool.sh"),
     )
@@ -361,7 +360,7 @@ def test_binary_detection(local: Workspace) -> None:
     (local.tree / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
     (local.tree / "utf8.txt").write_text("café\n", encoding="utf-8")
     (local.tree / "data.bin").write_bytes(b"\x00\x01\x02\x03")
-    files = {f.path: f for f in compute_change(local).files}
+    files = {f.path: f for f in local.compute_change().files}
     assert {p: f.binary for p, f in files.items()} == {
         "data.bin": True,
         "latin1.txt": True,
@@ -374,7 +373,7 @@ def test_binary_detection(local: Workspace) -> None:
 
 def test_text_replacing_binary_counts_only_new_lines(local: Workspace) -> None:
     (local.tree / "data.bin").write_text("x\ny\n")
-    change = only(compute_change(local))
+    change = only(local.compute_change())
     assert (change.kind, change.lines_added, change.lines_removed) == (ChangeKind.MODIFIED, 2, 0)
 
 
@@ -383,7 +382,7 @@ def test_nested_repository_is_a_submodule(local: Workspace) -> None:
     (local.tree / "vendor/lib/.git/HEAD").write_text("ref: refs/heads/main\n")
     (local.tree / "vendor/lib/code.py").write_text("never read\n")
     (local.tree / "dir/.git").write_text("gitdir: ../elsewhere\n")
-    assert compute_change(local).files == (
+    assert local.compute_change().files == (
         FileChange("dir", ChangeKind.ADDED, EntryType.SUBMODULE),
         # The base file under the new nested repository is no longer part of the tree.
         FileChange("dir/nested.txt", ChangeKind.DELETED, EntryType.FILE, None, 0, 2, False),
@@ -395,7 +394,7 @@ def test_root_git_directory_is_ignored_but_visible(local: Workspace) -> None:
     assert not local.has_git_dir()
     (local.tree / ".git/objects").mkdir(parents=True)
     (local.tree / ".git/config").write_text("[core]\n")
-    assert compute_change(local).empty
+    assert local.compute_change().empty
     assert local.has_git_dir()
     local.reset()
     assert not local.has_git_dir()
@@ -405,9 +404,9 @@ def test_fifo_is_refused_unread(local: Workspace) -> None:
     os.mkfifo(local.tree / "dir/pipe")
     # Reading a fifo with no writer would block forever: reaching the assertion proves it was not.
     with pytest.raises(WorkspaceError, match="dir/pipe: fifo"):
-        compute_change(local)
+        local.compute_change()
     local.reset()
-    assert compute_change(local).empty
+    assert local.compute_change().empty
 
 
 def test_socket_is_refused(local: Workspace) -> None:
@@ -420,7 +419,7 @@ def test_socket_is_refused(local: Workspace) -> None:
         with socket.socket(socket.AF_UNIX) as sock:
             sock.bind("sock")
             with pytest.raises(WorkspaceError, match="sock: socket"):
-                compute_change(local)
+                local.compute_change()
     finally:
         os.chdir(cwd)
 
@@ -428,9 +427,9 @@ def test_socket_is_refused(local: Workspace) -> None:
 _COMPUTE_CHANGE = """
 import sys
 from pathlib import Path
-from app.agents.workspace import Workspace, WorkspaceError, compute_change
+from app.agents.workspace import Workspace, WorkspaceError
 try:
-    compute_change(Workspace(Path(sys.argv[1]), source=None))
+    Workspace(Path(sys.argv[1]), source=None).compute_change()
 except WorkspaceError as exc:
     print(exc)
 """
@@ -442,7 +441,7 @@ def test_unreadable_folder_is_an_error(local: Workspace) -> None:
     try:
         if os.geteuid() != 0:
             with pytest.raises(WorkspaceError, match="closed: unreadable folder"):
-                compute_change(local)
+                local.compute_change()
             return
         # Root reads anything: compute the change in a process without the capabilities that
         # bypass file permissions (as the worker is when it does not run as root).
@@ -469,7 +468,7 @@ def test_oversized_file_is_refused_without_reading(tmp_path: Path) -> None:
     with (ws.tree / "huge.bin").open("wb") as handle:
         handle.truncate(10_000)
     with pytest.raises(WorkspaceError, match=r"huge\.bin: 10000 bytes exceeds the per-file cap"):
-        compute_change(ws)
+        ws.compute_change()
 
 
 def test_deleting_everything(local: Workspace) -> None:
@@ -479,7 +478,7 @@ def test_deleting_everything(local: Workspace) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
-    change = compute_change(local)
+    change = local.compute_change()
     assert [(f.path, f.kind) for f in change.files] == [
         ("alias", ChangeKind.DELETED),
         ("data.bin", ChangeKind.DELETED),
@@ -489,7 +488,7 @@ def test_deleting_everything(local: Workspace) -> None:
     ]
     assert change.lines_changed == 3 + 1 + 2
     local.reset()
-    assert compute_change(local).empty
+    assert local.compute_change().empty
 
 
 def test_advance_without_download(local: Workspace) -> None:
@@ -503,13 +502,13 @@ def test_advance_without_download(local: Workspace) -> None:
     assert local.head == "b" * 40
     assert local.manifest["sub/x"] == BaseEntry(EntryType.EXECUTABLE, blob_sha(b"x\n"))
     assert local.manifest["alias"] == BaseEntry(EntryType.SYMLINK, blob_sha(b"text.txt"))
-    assert compute_change(local) == Change("b" * 40, ())
+    assert local.compute_change() == Change("b" * 40, ())
     (local.tree / "sub/x").unlink()
     (local.tree / "text.txt").write_text("again\n")
-    assert {f.path for f in compute_change(local).files} == {"sub/x", "text.txt"}
+    assert {f.path for f in local.compute_change().files} == {"sub/x", "text.txt"}
     local.reset()
     assert (local.tree / "text.txt").read_text() == "changed\n"
-    assert compute_change(local).empty
+    assert local.compute_change().empty
     assert source.downloads == 1
 
 
@@ -520,7 +519,7 @@ def test_operations_need_a_base(tmp_path: Path) -> None:
     with pytest.raises(WorkspaceError, match="no base materialised"):
         ws.advance("c" * 40)
     with pytest.raises(WorkspaceError, match="no base materialised"):
-        compute_change(ws)
+        ws.compute_change()
 
 
 def test_destroy(local: Workspace) -> None:
@@ -597,7 +596,7 @@ def test_property_reports_exactly_the_edited_paths(
                 final.pop(path, None)
             else:
                 final[path] = state
-        change = compute_change(ws)
+        change = ws.compute_change()
         expected = {p for p in base.keys() | final.keys() if base.get(p) != final.get(p)}
         assert {f.path for f in change.files} == expected
         assert [f.path for f in change.files] == sorted(expected)
@@ -613,4 +612,4 @@ def test_property_reports_exactly_the_edited_paths(
                 kind = EntryType.EXECUTABLE if state[1] else EntryType.FILE
                 assert (f.entry_type, f.content) == (kind, state[0])
         ws.reset()
-        assert compute_change(ws).empty
+        assert ws.compute_change().empty

@@ -28,7 +28,7 @@ from app.domain.events import (
     Pushed,
 )
 from app.domain.gate import Decision
-from app.domain.machine import advance, start_run
+from app.domain.machine import advance
 from app.domain.run_state import RunState, RunStatus
 from app.domain.strategy import Strategy
 from app.domain.taxonomy import TaskCategory
@@ -106,7 +106,7 @@ def two_categories() -> Strategy:
 
 def test_a_successful_run_counts_its_end_phases_tokens_and_ci() -> None:
     snap = Snapshot()
-    replay = Replay(start_run(RUN_ID)[0]).feed(bootstrap(two_categories()))
+    replay = Replay(RunState(RUN_ID)).feed(bootstrap(two_categories()))
     # PhasesQueued (the third event, at 1030) started p1.
     assert replay.state.status is RunStatus.PHASE_EXECUTION
     assert replay.started == 1030.0
@@ -131,7 +131,7 @@ def test_a_successful_run_counts_its_end_phases_tokens_and_ci() -> None:
 def test_red_ci_reruns_and_a_failed_phase_are_counted() -> None:
     strategy = make_strategy((1,), max_builder_attempts=1, auditor_backend=None, max_reruns=1)
     snap = Snapshot()
-    replay = Replay(start_run(RUN_ID)[0]).feed(bootstrap(strategy))
+    replay = Replay(RunState(RUN_ID)).feed(bootstrap(strategy))
     started = replay.started
     replay.feed([*to_ci(), red(), red(rerun=1)])
     final = replay.state
@@ -150,7 +150,7 @@ def test_red_ci_reruns_and_a_failed_phase_are_counted() -> None:
 
 def test_a_cancelled_run_closes_its_running_phase_as_failed() -> None:
     snap = Snapshot()
-    replay = Replay(start_run(RUN_ID)[0]).feed(bootstrap(make_strategy((2,))))
+    replay = Replay(RunState(RUN_ID)).feed(bootstrap(make_strategy((2,))))
     replay.feed([Cancelled("alice")])
     assert replay.state.status is RunStatus.DONE_FAILED_CANCELLED
     assert snap.delta("autopack_runs_finished_total", state="DONE_FAILED_CANCELLED") == 1
@@ -163,7 +163,7 @@ def test_a_cancelled_run_closes_its_running_phase_as_failed() -> None:
 
 
 def test_an_ignored_event_changes_nothing_and_keeps_the_start() -> None:
-    replay = Replay(start_run(RUN_ID)[0]).feed(bootstrap(make_strategy()))
+    replay = Replay(RunState(RUN_ID)).feed(bootstrap(make_strategy()))
     state = replay.state
     snap = Snapshot()
     stale = green_phase("p1")[3]  # CI for a commit nobody pushed
@@ -174,7 +174,7 @@ def test_an_ignored_event_changes_nothing_and_keeps_the_start() -> None:
 
 
 def test_a_phase_with_an_unknown_start_gets_no_duration() -> None:
-    replay = Replay(start_run(RUN_ID)[0]).feed(bootstrap(make_strategy()))
+    replay = Replay(RunState(RUN_ID)).feed(bootstrap(make_strategy()))
     replay.started = None  # e.g. a worker restarted without the start time
     snap = Snapshot()
     replay.feed(green_phase("p1"))
@@ -186,7 +186,7 @@ def test_a_phase_with_an_unknown_start_gets_no_duration() -> None:
 def test_a_phase_that_fails_as_it_starts_lasts_zero_seconds() -> None:
     # No budget left for even one attempt: p1 is started and failed by the same transition.
     strategy = make_strategy((1,), incident_token_cap=0)
-    state = Replay(start_run(RUN_ID)[0]).feed(bootstrap(strategy)[:2]).state
+    state = Replay(RunState(RUN_ID)).feed(bootstrap(strategy)[:2]).state
     snap = Snapshot()
     after, _ = advance(state, PhasesQueued())
     assert after.phases[0].status.value == "failed"

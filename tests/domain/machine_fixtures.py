@@ -19,7 +19,7 @@ from app.domain.events import (
     StrategyReady,
 )
 from app.domain.gate import Decision
-from app.domain.machine import advance, start_run
+from app.domain.machine import advance
 from app.domain.run_state import RunState
 from app.domain.strategy import (
     CIProfileSettings,
@@ -125,7 +125,7 @@ def make_strategy(
 
 def drive(events: Iterable[Event], run: RunState | None = None) -> tuple[RunState, list[Effect]]:
     """Apply events from a fresh run (or `run`); the final state and the last event's effects."""
-    state = run if run is not None else start_run(RUN_ID)[0]
+    state = run if run is not None else RunState(RUN_ID)
     effects: list[Effect] = []
     for event in events:
         state, produced = advance(state, event)

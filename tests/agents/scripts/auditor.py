@@ -26,6 +26,12 @@ def main(mode: str) -> int:
             "patch": {"src/app.py": "print('fixed')\n", "junk.txt": None},
             "tokens_used": 9,
         },
+        "patch_clean": {
+            "verdict": "patch",
+            "summary": "fixed",
+            "patch": {"src/app.py": "print('fixed')\n"},
+            "tokens_used": 9,
+        },
         "patch_escape": {"verdict": "patch", "patch": {"../evil.py": "x"}, "tokens_used": 1},
         "patch_empty": {"verdict": "patch", "patch": {}},
         "maybe": {"verdict": "maybe", "tokens_used": 3},

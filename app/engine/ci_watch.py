@@ -8,7 +8,7 @@ and with `required: all` a check the phase's base commit had stays pending until
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -33,6 +33,7 @@ from app.domain.run_state import AwaitKind
 from app.engine.envelope import CIWatch, Envelope
 from app.github.ci_status import (
     RerunRefused,
+    RerunRequest,
     check_runs_for,
     commit_parent,
     rerun_suite,
@@ -116,11 +117,7 @@ class CIWatcher:
         )
         # The floor is what the red verdict saw, so a re-run that appeared since counts as new.
         floor = judged.seen_floor if judged else max((run.id for run in runs), default=0)
-        strategy = env.state.strategy
-        assert strategy is not None
-        reports = Reports.collect(
-            runs, statuses, own_app_id=self.own_app_id, ignore=strategy.ci.ignore_checks
-        )
+        reports = self._reports(env, runs, statuses)
         earlier = previous.failed_before if previous else ()
         watch = CIWatch(
             sha=effect.sha,
@@ -136,47 +133,73 @@ class CIWatcher:
         if any(run.name in effect.checks and run.id > floor for run in runs):
             return env.note(ci=watch), None  # carried out again: the re-run already started
         try:
-            covered = await self._request_reruns(ctx, reports, effect)
+            covered, running = await self._request_reruns(ctx, reports, effect.sha, effect.checks)
         except RerunRefused as refused:
-            event = CIFinished(
-                phase_id=effect.phase_id,
-                sha=effect.sha,
-                result=CIResult.RED,
-                failed_checks=tuple(sorted(effect.checks)),
-                summary=f"re-run refused: {refused}",
-                rerun=effect.rerun,
-                output=failure_output(reports, effect.checks),
-            )
+            event = _refused(watch, reports, effect.checks, refused)
             return env.note(ci=replace(watch, settled=True, seen_floor=floor)), event
         # A name nothing was asked to re-run is judged as it stands, not waited for.
-        return env.note(ci=replace(watch, rerun_names=covered)), None
+        return env.note(ci=replace(watch, rerun_names=covered, rerun_unconfirmed=running)), None
+
+    async def _ask_again(
+        self,
+        ctx: RunContext,
+        env: Envelope,
+        watch: CIWatch,
+        runs: list[CheckRunView],
+        statuses: list[StatusView],
+    ) -> tuple[CIWatch, CIFinished | None]:
+        """Ask again for the re-runs GitHub found already running, until a newer run of each
+        shows (the re-run was under way) or GitHub accepts (the run had not concluded yet)."""
+        newer = {run.name for run in runs if run.id > watch.floor_id}
+        waiting = tuple(name for name in watch.rerun_unconfirmed if name not in newer)
+        if waiting:
+            reports = self._reports(env, runs, statuses)
+            try:
+                _, waiting = await self._request_reruns(ctx, reports, watch.sha, waiting)
+            except RerunRefused as refused:
+                return watch, _refused(watch, reports, waiting, refused)
+        return replace(watch, rerun_unconfirmed=waiting), None
 
     async def _request_reruns(
-        self, ctx: RunContext, reports: Reports, effect: RerunCI
-    ) -> tuple[str, ...]:
-        """Re-run the suites of the failed check runs (the names they cover); only CI itself can
-        re-run a status."""
-        statuses = sorted(
+        self, ctx: RunContext, reports: Reports, sha: str, names: Iterable[str]
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Re-run the suites of the failed check runs: the names they cover, and those of them
+        whose workflow run GitHub found already running. Only CI itself can re-run a status."""
+        wanted = sorted(set(names))
+        statuses = [
             name
-            for name in effect.checks
+            for name in wanted
             if (status := reports.statuses.get(name)) is not None
             and status_outcome(status) is Outcome.FAILED
-        )
+        ]
         if statuses:
             raise RerunRefused(
                 "commit status contexts cannot be re-run through GitHub: " + ", ".join(statuses)
             )
         suites: dict[int, str] = {}
-        covered = []
-        for name in sorted(effect.checks):
+        covered: dict[int, list[str]] = {}
+        for name in wanted:
             run = reports.runs.get(name)
             if run is None or run.suite_id is None or check_outcome(run) is not Outcome.FAILED:
                 continue
             suites[run.suite_id] = run.app_slug
-            covered.append(name)
+            covered.setdefault(run.suite_id, []).append(name)
+        running: list[str] = []
         for suite_id, slug in sorted(suites.items()):
-            await rerun_suite(ctx.gh, ctx.record.repository, effect.sha, suite_id, slug)
-        return tuple(covered)
+            answer = await rerun_suite(ctx.gh, ctx.record.repository, sha, suite_id, slug)
+            if answer is RerunRequest.ALREADY_RUNNING:
+                running += covered[suite_id]
+        every = sorted(name for group in covered.values() for name in group)
+        return tuple(every), tuple(sorted(running))
+
+    def _reports(
+        self, env: Envelope, runs: list[CheckRunView], statuses: list[StatusView]
+    ) -> Reports:
+        strategy = env.state.strategy
+        assert strategy is not None
+        return Reports.collect(
+            runs, statuses, own_app_id=self.own_app_id, ignore=strategy.ci.ignore_checks
+        )
 
     async def tick(
         self, ctx: RunContext, env: Envelope, now: float
@@ -207,7 +230,12 @@ class CIWatcher:
         repo = ctx.record.repository
         runs = await check_runs_for(ctx.gh, repo, watch.sha, include_reruns=True)
         statuses = await statuses_for(ctx.gh, repo, watch.sha)
-        event = self._verdict(env, watch, runs, statuses, now)
+        event: CIFinished | None = None
+        if watch.rerun_unconfirmed:
+            watch, event = await self._ask_again(ctx, env, watch, runs, statuses)
+            env = env.note(ci=watch)
+        if event is None:
+            event = self._verdict(env, watch, runs, statuses, now)
         if event is None:
             return env, []
         seen = max((run.id for run in runs), default=0)
@@ -275,3 +303,18 @@ class CIWatcher:
             times.append(now + self.settings.ci_poll_seconds)
         future = [t for t in times if t > now]
         return min(future) if future else (now + 1 if times else None)
+
+
+def _refused(
+    watch: CIWatch, reports: Reports, names: tuple[str, ...], refused: RerunRefused
+) -> CIFinished:
+    """The red verdict on a re-run GitHub refused, with its reason and the checks' output."""
+    return CIFinished(
+        phase_id=watch.phase_id,
+        sha=watch.sha,
+        result=CIResult.RED,
+        failed_checks=tuple(sorted(names)),
+        summary=f"re-run refused: {refused}",
+        rerun=watch.rerun,
+        output=failure_output(reports, names),
+    )

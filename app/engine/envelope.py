@@ -29,6 +29,8 @@ class CIWatch:
     # After a re-run, runs of these checks with ids at or below floor_id are the old results.
     rerun_names: tuple[str, ...] = ()
     floor_id: int = 0
+    # Re-run names GitHub answered "already running" for: asked for again until a newer run shows.
+    rerun_unconfirmed: tuple[str, ...] = ()
     # The phase's base commit and the check/status names seen on it (read when `all` is required).
     base_sha: str = ""
     expected: tuple[str, ...] = ()

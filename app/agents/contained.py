@@ -35,6 +35,8 @@ from app.agents.sandbox import (
     SandboxPolicy,
     SandboxUnavailable,
     bwrap_argv,
+    bwrap_options,
+    encode_options,
     shows,
 )
 from app.config import SandboxKeys
@@ -70,6 +72,7 @@ class Launch:
     name: str
     policy: SandboxPolicy | None = None  # None: `sandbox = "none"`
     status_fds: tuple[int, int] | None = None  # (read, write) of bwrap's --json-status-fd
+    args_fd: int = -1  # bwrap's options (--args), until the child has its copy
     problems: list[str] = field(default_factory=list)
 
     async def start(
@@ -82,7 +85,8 @@ class Launch:
         stderr: int,
     ) -> T:
         """Start the process with one of asyncio's subprocess functions (`leading` goes first)."""
-        fds = () if self.status_fds is None else (self.status_fds[1],)
+        ours = (-1, -1) if self.status_fds is None else self.status_fds
+        fds = tuple(fd for fd in (ours[1], self.args_fd) if fd >= 0)
         try:
             started = await starter(
                 *leading,
@@ -103,6 +107,7 @@ class Launch:
         if self.status_fds is not None:  # the child has its copy of the write end
             os.close(self.status_fds[1])
             self.status_fds = (self.status_fds[0], -1)
+        self._close_args()
         return started
 
     def exit_code(self, returncode: int | None, *, stopped: bool, stderr: str) -> int | None:
@@ -120,12 +125,18 @@ class Launch:
         return reported
 
     def close(self) -> None:
-        """Close whatever is left of the status pipe."""
+        """Close whatever is left of the status pipe and the options file."""
         if self.status_fds is not None:
             for fd in self.status_fds:
                 if fd >= 0:
                     os.close(fd)
             self.status_fds = None
+        self._close_args()
+
+    def _close_args(self) -> None:
+        if self.args_fd >= 0:
+            os.close(self.args_fd)
+            self.args_fd = -1
 
 
 @asynccontextmanager
@@ -170,7 +181,30 @@ def _sandboxed(launch: Launch, command: Sequence[str], setup: Setup) -> None:
     os.set_blocking(read_fd, False)
     launch.policy = policy
     launch.status_fds = (read_fd, write_fd)
-    launch.argv = bwrap_argv(policy, bwrap, command, status_fd=write_fd)
+    # On bwrap's command line the options would name every hidden path to anyone reading
+    # /proc/1/cmdline inside: they go through a descriptor, which bwrap closes once read.
+    launch.args_fd = _options_file(bwrap_options(policy, status_fd=write_fd), setup.name)
+    launch.argv = bwrap_argv(bwrap, command, args_fd=launch.args_fd)
+
+
+def _options_file(options: list[str], name: str) -> int:
+    """A memory file holding bwrap's options, read from its start."""
+    try:
+        fd = os.memfd_create("autopack-bwrap-options", os.MFD_CLOEXEC)
+    except OSError as exc:
+        raise SandboxUnavailable(
+            f"the sandbox for {name} could not start: cannot pass bwrap its options: "
+            f"{exc.strerror or exc}"
+        ) from None
+    try:
+        data = memoryview(encode_options(options))
+        while data:
+            data = data[os.write(fd, data) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def find_program(name: str, search_path: str, work_tree: Path) -> Path | None:

@@ -1,9 +1,11 @@
 """The sandbox around every process Autopack starts for a repository (bubblewrap).
 
-`bwrap_argv(policy, ...)` is a pure function from a small frozen `SandboxPolicy` to bwrap's
-argv: own PID, IPC, UTS (and, when possible, cgroup) namespaces, a fresh /proc and /dev, no
+`bwrap_options(policy, ...)` is a pure function from a small frozen `SandboxPolicy` to bwrap's
+options: own PID, IPC, UTS (and, when possible, cgroup) namespaces, a fresh /proc and /dev, no
 capabilities, the root filesystem read-only, the hidden paths covered (a tmpfs over a
 directory, /dev/null over a file) and the attempt's own directories bound back read-write.
+bwrap reads them from a descriptor (`bwrap_argv`): its command line, which the sandbox's PID 1
+keeps and anyone inside reads in /proc/1/cmdline, names none of the paths it hides.
 `SandboxHost` is the runtime side: what the server knows (bwrap's path, the paths never to
 show, how processes are counted) and turning one attempt into a policy.
 
@@ -113,12 +115,10 @@ def _deepest(applied: Sequence[Mount], path: Path) -> Mount | None:
     return found
 
 
-def bwrap_argv(
-    policy: SandboxPolicy, bwrap: Path, command: Sequence[str], *, status_fd: int
-) -> list[str]:
-    """bwrap's argv running `command` in the work tree under `policy`, reporting to `status_fd`."""
-    argv = [
-        str(bwrap),
+def bwrap_options(policy: SandboxPolicy, *, status_fd: int) -> list[str]:
+    """bwrap's options running a command in the work tree under `policy`, reporting to
+    `status_fd` (everything but bwrap itself and the command)."""
+    options = [
         "--die-with-parent",
         "--new-session",
         "--unshare-pid",
@@ -127,25 +127,35 @@ def bwrap_argv(
         "--unshare-cgroup-try",
     ]
     if not policy.network:
-        argv.append("--unshare-net")
-    argv += ["--cap-drop", "ALL", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+        options.append("--unshare-net")
+    options += ["--cap-drop", "ALL", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
     applied = mounts(policy)
     for mount in applied:
         path = str(mount.path)
         match mount.kind:
             case MountKind.HIDE_DIR:
-                argv += ["--size", str(HIDDEN_TMPFS_BYTES), "--tmpfs", path]
+                options += ["--size", str(HIDDEN_TMPFS_BYTES), "--tmpfs", path]
             case MountKind.HIDE_FILE:
-                argv += ["--ro-bind", "/dev/null", path]
+                options += ["--ro-bind", "/dev/null", path]
             case MountKind.READ_ONLY:
-                argv += ["--ro-bind", path, path]
+                options += ["--ro-bind", path, path]
             case MountKind.READ_WRITE | MountKind.OWN:
-                argv += ["--bind", path, path]
+                options += ["--bind", path, path]
     for mount in applied:
         if mount.kind is MountKind.HIDE_DIR and mount.path not in WRITABLE_HIDDEN_DIRS:
-            argv += ["--remount-ro", str(mount.path)]
-    argv += ["--chdir", str(policy.work_tree), "--json-status-fd", str(status_fd), "--"]
-    return argv + list(command)
+            options += ["--remount-ro", str(mount.path)]
+    return [*options, "--chdir", str(policy.work_tree), "--json-status-fd", str(status_fd)]
+
+
+def bwrap_argv(bwrap: Path, command: Sequence[str], *, args_fd: int) -> list[str]:
+    """bwrap's own argv: its options come from `args_fd` (see `encode_options`)."""
+    return [str(bwrap), "--args", str(args_fd), "--", *command]
+
+
+def encode_options(options: Sequence[str]) -> bytes:
+    """Options as `--args` reads them: each one NUL-terminated (paths in the file system's
+    encoding; none can hold a NUL)."""
+    return b"".join(os.fsencode(option) + b"\0" for option in options)
 
 
 @dataclass(frozen=True)

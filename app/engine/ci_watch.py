@@ -9,30 +9,119 @@ Starting a wait and asking for re-runs are effects (`effects/ci.py`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from app.config import Settings
 from app.domain.ci import (
     CheckRunView,
+    Outcome,
     Reports,
     Rerun,
     StatusView,
+    check_outcome,
     decide,
     failure_output,
     flaky,
     judge,
+    status_outcome,
 )
 from app.domain.events import CIFinished, CIResult, Event, PhaseTimedOut, RunTimedOut
 from app.domain.run_state import AwaitKind
 from app.engine.context import RunContext
 from app.engine.envelope import Envelope
 from app.engine.memo import CIWatch
-from app.github.ci_status import check_runs_for, statuses_for
+from app.github.ci_status import (
+    RerunRefused,
+    RerunRequest,
+    check_runs_for,
+    rerun_suite,
+    statuses_for,
+)
 
 
 def own_app_id(settings: Settings) -> int:
     """Autopack's app id: its own check run never decides CI."""
     return settings.app_id or 0
+
+
+def reports_of(
+    settings: Settings, env: Envelope, runs: list[CheckRunView], statuses: list[StatusView]
+) -> Reports:
+    """What CI reported on a commit, as the run's strategy reads it (ignored checks left out)."""
+    strategy = env.state.strategy
+    assert strategy is not None
+    return Reports.collect(
+        runs, statuses, own_app_id=own_app_id(settings), ignore=strategy.ci.ignore_checks
+    )
+
+
+async def request_reruns(
+    ctx: RunContext, reports: Reports, sha: str, names: Iterable[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Re-run the suites of the failed check runs: the names they cover, and those of them
+    whose workflow run GitHub found already running. Only CI itself can re-run a status."""
+    wanted = sorted(set(names))
+    statuses = [
+        name
+        for name in wanted
+        if (status := reports.statuses.get(name)) is not None
+        and status_outcome(status) is Outcome.FAILED
+    ]
+    if statuses:
+        raise RerunRefused(
+            "commit status contexts cannot be re-run through GitHub: " + ", ".join(statuses)
+        )
+    suites: dict[int, str] = {}
+    covered: dict[int, list[str]] = {}
+    for name in wanted:
+        run = reports.runs.get(name)
+        if run is None or run.suite_id is None or check_outcome(run) is not Outcome.FAILED:
+            continue
+        suites[run.suite_id] = run.app_slug
+        covered.setdefault(run.suite_id, []).append(name)
+    running: list[str] = []
+    for suite_id, slug in sorted(suites.items()):
+        answer = await rerun_suite(ctx.gh, ctx.record.repository, sha, suite_id, slug)
+        if answer is RerunRequest.ALREADY_RUNNING:
+            running += covered[suite_id]
+    every = sorted(name for group in covered.values() for name in group)
+    return tuple(every), tuple(sorted(running))
+
+
+def refused_verdict(
+    watch: CIWatch, reports: Reports, names: tuple[str, ...], refused: RerunRefused
+) -> CIFinished:
+    """The red verdict on a re-run GitHub refused, with its reason and the checks' output."""
+    return CIFinished(
+        phase_id=watch.phase_id,
+        sha=watch.sha,
+        result=CIResult.RED,
+        failed_checks=tuple(sorted(names)),
+        summary=f"re-run refused: {refused}",
+        rerun=watch.rerun,
+        output=failure_output(reports, names),
+    )
+
+
+async def _ask_again(
+    ctx: RunContext,
+    env: Envelope,
+    watch: CIWatch,
+    runs: list[CheckRunView],
+    statuses: list[StatusView],
+) -> tuple[CIWatch, CIFinished | None]:
+    """Ask again for the re-runs GitHub found already running, until a newer run of each shows
+    (the re-run was under way) or GitHub accepts (the run had not concluded yet)."""
+    newer = {run.name for run in runs if run.id > watch.floor_id}
+    waiting = tuple(name for name in watch.rerun_unconfirmed if name not in newer)
+    if waiting:
+        reports = reports_of(ctx.settings, env, runs, statuses)
+        try:
+            _, waiting = await request_reruns(ctx, reports, watch.sha, waiting)
+        except RerunRefused as refused:
+            return watch, refused_verdict(watch, reports, waiting, refused)
+    return replace(watch, rerun_unconfirmed=waiting), None
 
 
 async def tick(ctx: RunContext, env: Envelope, now: float) -> tuple[Envelope, list[Event]]:
@@ -62,7 +151,12 @@ async def tick(ctx: RunContext, env: Envelope, now: float) -> tuple[Envelope, li
     repo = ctx.record.repository
     runs = await check_runs_for(ctx.gh, repo, watch.sha, include_reruns=True)
     statuses = await statuses_for(ctx.gh, repo, watch.sha)
-    event = _verdict(ctx.settings, env, watch, runs, statuses, now)
+    event: CIFinished | None = None
+    if watch.rerun_unconfirmed:
+        watch, event = await _ask_again(ctx, env, watch, runs, statuses)
+        env = env.put(watch)
+    if event is None:
+        event = _verdict(ctx.settings, env, watch, runs, statuses, now)
     if event is None:
         return env, []
     seen = max((run.id for run in runs), default=0)
@@ -80,9 +174,7 @@ def _verdict(
     strategy = env.state.strategy
     assert strategy is not None
     profile = strategy.ci.profile(strategy.phase(watch.phase_id).ci_profile)
-    reports = Reports.collect(
-        runs, statuses, own_app_id=own_app_id(settings), ignore=strategy.ci.ignore_checks
-    )
+    reports = reports_of(settings, env, runs, statuses)
     rerun = Rerun(watch.rerun_names, watch.floor_id) if watch.rerun_names else None
     verdict = judge(reports, required=profile.required, expected=watch.expected, rerun=rerun)
     result = decide(

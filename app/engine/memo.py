@@ -168,6 +168,9 @@ class CIWatch:
     # Set with the verdict: the newest check run id the verdict saw (a re-run's floor).
     settled: bool = False
     seen_floor: int = 0
+    # Re-runs GitHub answered "already running" (the workflow run had not concluded, or a
+    # replay after a crash): asked for again at each look until a newer run shows.
+    rerun_unconfirmed: tuple[str, ...] = ()
 
     def settle(self, seen_floor: int) -> Self:
         """The verdict was taken, having seen check runs up to `seen_floor`."""

@@ -4,9 +4,10 @@ Only senders with write, maintain or admin permission are obeyed, and Autopack's
 trigger anything (see `app.domain.triggers`). A run follows the plan the maintainer labelled: the
 issue as the `issues.labeled` delivery carried it, kept in the run's memo; it starts only if the
 issue is still open and labelled when the delivery is picked up, and an edit of the issue's
-description by someone without write access cancels it. Refusals are posted only to someone who
-asked Autopack for something, or where a run is going on, and at most once per issue per window
-(`app.store.notices`). Everything here queues jobs; the driver does the work.
+description by someone without write access cancels it (made before the pickup, it keeps the run
+from starting). Refusals are posted only to someone who asked Autopack for something, or where a
+run is going on, and at most once per issue per window (`app.store.notices`). Everything here
+queues jobs; the driver does the work.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from app.engine.planning import plan_run, render_plan_preview
 from app.github.auth import GitHubAuthError
 from app.github.client import GitHubApp
 from app.github.comments import post_comment
+from app.github.issue_editor import last_body_editor
 from app.github.repo import IssueView, get_issue, sender_permission
 from app.logs import fields
 from app.store.inbox import InboxDelivery
@@ -186,6 +188,10 @@ class RunIntake:
         if plan is None:
             log.info("this labelling already started a run", extra=fields(issue=number))
             return
+        if trigger.kind is TriggerKind.START and await self._edited_by_outsider_before(
+            gh, trigger, issue, plan
+        ):
+            return
         run_number, identity = await self._next_run(repo, number)
         run_id = identity.run_id
         assert payload.installation_id is not None
@@ -239,13 +245,25 @@ class RunIntake:
         await self.queue.enqueue(active.id, event_job(event, f"cancel:{delivery.delivery_id}"))
         log.info("plan edited without write access", extra=fields(run=active.id))
         await self._refuse(
-            gh,
-            trigger,
-            f"Autopack cancelled run `{active.id}`: {editor} edited this issue's description "
-            "after it was labelled, and only people with write access may change the plan of a "
-            f"run. A maintainer must review the description and label the issue `{RUN_LABEL}` "
-            "again.",
+            gh, trigger, _outsider_edit(f"cancelled run `{active.id}`", trigger.sender)
         )
+
+    async def _edited_by_outsider_before(
+        self, gh: Any, trigger: Trigger, issue: IssueView, plan: LabelledPlan
+    ) -> bool:
+        """True (and the refusal posted) when the description changed between the label and the
+        pickup and its last editor has no write access. The run would follow the labelled text,
+        but nobody would be told of the edit: it is refused as one during the run would be."""
+        if issue.body.replace("\0", "") == plan.body:
+            return False
+        repo, number = trigger.repository, trigger.issue_number
+        # REST records no description edit; GraphQL names the last editor.
+        editor = await last_body_editor(gh, repo, number)
+        if editor is None or permission_allows(await sender_permission(gh, repo, editor)):
+            return False
+        log.info("plan edited without write access before pickup", extra=fields(issue=number))
+        await self._refuse(gh, trigger, _outsider_edit("did not start a run", editor))
+        return True
 
     async def _preview(self, gh: Any, trigger: Trigger) -> None:
         repo, number = trigger.repository, trigger.issue_number
@@ -264,6 +282,15 @@ class RunIntake:
             waiting = Envelope.loads(run.state).state.awaiting
             if waiting is not None and waiting.kind is AwaitKind.CI and waiting.sha == sha:
                 await self.queue.enqueue(run.id, poll_job(f"ci:{delivery.delivery_id}"))
+
+
+def _outsider_edit(outcome: str, editor: str) -> str:
+    """The comment on a plan edited after its label by someone without write access."""
+    return (
+        f"Autopack {outcome}: @{editor} edited this issue's description after it was labelled, "
+        "and only people with write access may change the plan of a run. A maintainer must "
+        f"review the description and label the issue `{RUN_LABEL}` again."
+    )
 
 
 def _still_wanted(issue: IssueView, trigger: Trigger) -> bool:

@@ -9,10 +9,9 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import aiohttp
-import gidgethub
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.agents.pids import discover_process_limit
@@ -24,7 +23,7 @@ from app.engine.config_check import ConfigCheck
 from app.engine.context import Services, wall_clock
 from app.engine.driver import RunDriver
 from app.engine.executor import EngineExecutor
-from app.engine.redelivery import redeliver_failed
+from app.engine.redelivery import catch_up
 from app.engine.routes import ROUTES, Deps
 from app.engine.run_intake import RunIntake
 from app.engine.worker import Dispatch, InboxWorker
@@ -43,15 +42,6 @@ from app.store.runs import RunStore
 log = logging.getLogger("autopack.service")
 IDLE_POLL_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 15.0
-# GitHub keeps three days of deliveries; on start look back this far for ones that failed.
-REDELIVERY_LOOKBACK = timedelta(hours=6)
-# Every minute, looking back over the settling time (deliveries too young to judge last time)
-# plus a margin: what failed while the worker was down is asked for soon after it is back.
-REDELIVERY_INTERVAL = timedelta(minutes=1)
-REDELIVERY_SETTLE = timedelta(seconds=30)
-REDELIVERY_OVERLAP = REDELIVERY_SETTLE + timedelta(minutes=1)
-# The first pass runs at start; a second one once the deliveries lost just before it settled.
-REDELIVERY_FIRST_REPEAT = REDELIVERY_SETTLE + timedelta(seconds=5)
 
 
 @dataclass
@@ -146,7 +136,8 @@ async def running_engine(
             wake = run_wake.events[slot]
             tasks.append(asyncio.create_task(_drive(driver, wake), name=f"autopack-runs-{slot}"))
         if drivers:
-            tasks.append(asyncio.create_task(_catch_up(app, inbox), name="autopack-redelivery"))
+            catching_up = catch_up(app.app_client, inbox)
+            tasks.append(asyncio.create_task(catching_up, name="autopack-redelivery"))
         try:
             yield Engine(inbox_worker, drivers)
         finally:
@@ -195,25 +186,6 @@ def route_deliveries(deps: Deps, run_wake: Wakeup | None = None) -> Dispatch:
             run_wake.set()
 
     return dispatch
-
-
-async def _catch_up(app: GitHubApp, inbox: Inbox) -> None:
-    """On start and then every minute, ask GitHub to redeliver what failed to reach us."""
-    since = datetime.now(UTC) - REDELIVERY_LOOKBACK
-    wait = REDELIVERY_FIRST_REPEAT
-    while True:
-        started = datetime.now(UTC)
-        try:
-            report = await redeliver_failed(
-                await app.app_client(), inbox, since, settle=REDELIVERY_SETTLE
-            )
-            if report.redelivered:
-                log.info("asked for %d redeliveries", len(report.redelivered))
-            since = started - REDELIVERY_OVERLAP
-        except (gidgethub.GitHubException, aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("could not list webhook deliveries: %s", exc)
-        await asyncio.sleep(wait.total_seconds())
-        wait = REDELIVERY_INTERVAL
 
 
 async def _drive(driver: RunDriver, wake: asyncio.Event) -> None:

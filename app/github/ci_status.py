@@ -3,12 +3,14 @@
 Reads return the typed views of `domain/ci.py`. The only writes ask CI to run again and change no
 repository content: a GitHub Actions suite is re-run through the Actions API (the failed jobs of
 its workflow run), any other app's suite through `rerequest`. GitHub refusing a re-run (403/422)
-is a `RerunRefused` with its reason, which the caller turns into a red verdict.
+is a `RerunRefused` with its reason, which the caller turns into a red verdict; but GitHub's 403
+"This workflow is already running" is no refusal (see `RerunRequest.ALREADY_RUNNING`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 import gidgethub
@@ -20,10 +22,27 @@ from app.github.repo import PER_PAGE, GitHubClient, is_status, repo_vars
 # The GitHub Actions app: its suites are workflow runs, re-run through the Actions API.
 ACTIONS_SLUG = "github-actions"
 REFUSALS = (403, 422)
+# GitHub answers 403 with one of these (run level, job level) to any re-run of a workflow run that
+# has not concluded yet, whoever asked; checked case-insensitively, as a part of the message.
+ALREADY_RUNNING_MESSAGES = (
+    "this workflow is already running",
+    "the workflow run containing this job is already running",
+)
 
 
 class RerunRefused(Exception):
     """GitHub would not re-run a suite; the message says which and why."""
+
+
+class RerunRequest(StrEnum):
+    """What became of a request to re-run a suite."""
+
+    STARTED = "started"
+    # The suite's workflow run has not concluded: a re-run already under way (ours, asked for by
+    # a worker that died before it heard the answer, or someone's), or jobs that just ended in a
+    # run GitHub has not concluded yet. Nothing was refused: wait, and ask again until a newer
+    # run of the check shows or GitHub accepts.
+    ALREADY_RUNNING = "already_running"
 
 
 def check_run_view(data: Mapping[str, Any]) -> CheckRunView:
@@ -93,7 +112,9 @@ async def commit_parent(gh: GitHubClient, repo: str, sha: str) -> str | None:
     return str(parents[0]["sha"]) if parents else None
 
 
-async def rerun_suite(gh: GitHubClient, repo: str, sha: str, suite_id: int, app_slug: str) -> None:
+async def rerun_suite(
+    gh: GitHubClient, repo: str, sha: str, suite_id: int, app_slug: str
+) -> RerunRequest:
     """Ask CI to run a suite's failed checks again; RerunRefused when GitHub says no."""
     try:
         if app_slug == ACTIONS_SLUG:
@@ -109,10 +130,13 @@ async def rerun_suite(gh: GitHubClient, repo: str, sha: str, suite_id: int, app_
         limited = isinstance(exc, RateLimited | gidgethub.RateLimitExceeded)
         if limited or not is_status(exc, *REFUSALS):
             raise
+        if app_slug == ACTIONS_SLUG and _already_running(exc):
+            return RerunRequest.ALREADY_RUNNING
         raise RerunRefused(
             f"GitHub refused to re-run check suite {suite_id} "
             f"(HTTP {int(exc.status_code)}: {_message(exc)})"
         ) from exc
+    return RerunRequest.STARTED
 
 
 async def _rerun_workflow(gh: GitHubClient, repo: str, sha: str, suite_id: int) -> None:
@@ -130,6 +154,11 @@ async def _rerun_workflow(gh: GitHubClient, repo: str, sha: str, suite_id: int) 
         {**variables, "run_id": int(found[0]["id"])},
         data={},
     )
+
+
+def _already_running(exc: gidgethub.HTTPException) -> bool:
+    message = _message(exc).casefold()
+    return is_status(exc, 403) and any(known in message for known in ALREADY_RUNNING_MESSAGES)
 
 
 def _message(exc: gidgethub.HTTPException) -> str:

@@ -202,6 +202,24 @@ async def test_the_sandboxed_reader_finds_no_secret_and_no_other_process(server:
     assert all(canary not in result.stdout_tail for canary in server.canaries.values())
 
 
+async def test_pid_1s_command_line_names_no_hidden_path(server: Server) -> None:
+    result = await server.attempt("command_lines")
+
+    assert result.outcome is BuilderOutcome.OK, result.stderr_tail
+    processes = report(result)
+    hidden = [str(server.data_dir), *(str(path) for path in server.secret_files)]
+    hidden += [str(path.parent) for path in server.secret_files]
+    seen = json.dumps(processes)  # every command line, and what every open descriptor holds
+    assert [path for path in hidden if path in seen] == []
+    init = processes["1"]
+    assert isinstance(init, dict)
+    argv = init["argv"]
+    assert Path(argv[0]).name == "bwrap"
+    assert argv[1] == "--args"  # its options came through a descriptor...
+    assert argv[3:5] == ["--", sys.executable]  # ...then the builder's own command
+    assert argv[2] not in init["fds"]  # ...which bwrap closed once it had read them
+
+
 async def test_writes_outside_the_work_tree_reach_nothing(server: Server) -> None:
     before = server.snapshot()
     escapes = [

@@ -15,6 +15,8 @@ from app.agents.sandbox import (
     MountKind,
     SandboxPolicy,
     bwrap_argv,
+    bwrap_options,
+    encode_options,
     mounts,
     shows,
 )
@@ -25,7 +27,6 @@ WORK = Path("/srv/data/workspaces/7/tree")
 SCRATCH = Path("/srv/data/scratch/7-p1-1")
 DATA = Path("/srv/data")
 PREFIX = [
-    str(BWRAP),
     "--die-with-parent",
     "--new-session",
     "--unshare-pid",
@@ -45,10 +46,10 @@ def policy(**changes: object) -> SandboxPolicy:
     return SandboxPolicy(**(base | changes))  # type: ignore[arg-type]
 
 
-def test_the_whole_argv_of_a_plain_attempt() -> None:
-    argv = bwrap_argv(policy(), BWRAP, ["/usr/bin/agent", "--go"], status_fd=9)
+def test_the_whole_options_of_a_plain_attempt() -> None:
+    options = bwrap_options(policy(), status_fd=9)
 
-    assert argv == [
+    assert options == [
         *PREFIX,
         *ROOT,
         *tmpfs("/srv/data"),
@@ -57,14 +58,27 @@ def test_the_whole_argv_of_a_plain_attempt() -> None:
         "--remount-ro", "/srv/data",
         "--chdir", str(WORK),
         "--json-status-fd", "9",
-        "--",
-        "/usr/bin/agent", "--go",
     ]  # fmt: skip
 
 
+def test_bwraps_own_command_line_names_no_path_it_hides() -> None:
+    # What the sandbox's PID 1 shows in /proc/1/cmdline: the options come through a descriptor.
+    argv = bwrap_argv(BWRAP, ["/usr/bin/agent", "--go"], args_fd=5)
+
+    assert argv == [str(BWRAP), "--args", "5", "--", "/usr/bin/agent", "--go"]
+    assert not any(str(DATA) in part for part in argv)
+
+
+def test_options_are_passed_nul_terminated() -> None:
+    odd = "/srv/caf\udce9"  # a path not valid UTF-8, as os.listdir returns it
+    assert encode_options(["--tmpfs", odd, "--chdir", "/w"]) == (
+        b"--tmpfs\0/srv/caf\xe9\0--chdir\0/w\0"
+    )
+
+
 def test_network_false_adds_a_network_namespace() -> None:
-    shared = bwrap_argv(policy(), BWRAP, ["x"], status_fd=3)
-    cut = bwrap_argv(policy(network=False), BWRAP, ["x"], status_fd=3)
+    shared = bwrap_options(policy(), status_fd=3)
+    cut = bwrap_options(policy(network=False), status_fd=3)
 
     assert "--unshare-net" not in shared
     assert cut == [*PREFIX, "--unshare-net", *shared[len(PREFIX) :]]
@@ -127,14 +141,15 @@ def test_mount_order(
     changes: dict[str, object], expected: list[tuple[str, str]], read_only_after: list[str]
 ) -> None:
     made = policy(**changes)
-    argv = bwrap_argv(made, BWRAP, ["x"], status_fd=3)
+    options = bwrap_options(made, status_fd=3)
 
     assert [(KINDS[m.kind], str(m.path)) for m in mounts(made)] == expected
-    remounted = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--remount-ro"]
+    remounted = [options[i + 1] for i, arg in enumerate(options) if arg == "--remount-ro"]
     assert remounted == read_only_after
     # Every remount comes after every mount: the binds below a hidden dir exist by then.
-    last_mount = max(i for i, arg in enumerate(argv) if arg in ("--bind", "--ro-bind", "--tmpfs"))
-    assert argv.index("--remount-ro") > last_mount
+    binds = ("--bind", "--ro-bind", "--tmpfs")
+    last_mount = max(i for i, arg in enumerate(options) if arg in binds)
+    assert options.index("--remount-ro") > last_mount
 
 
 @pytest.mark.parametrize(

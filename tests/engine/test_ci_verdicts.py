@@ -6,6 +6,7 @@ log: a verdict must rest on what CI reported, never on what had not arrived yet.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -218,3 +219,32 @@ async def test_a_rerun_github_refuses_is_red_with_the_reason(
     phase = env.state.phases[0]
     assert any("Resource not accessible by integration" in entry for entry in phase.feedback)
     assert "ci:flaky:tests" not in dict(phase.issues)
+
+
+async def test_a_rerun_asked_before_github_concluded_the_workflow_run_is_asked_again(
+    fakegithub: FakeGitHub, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    # GitHub concludes a workflow run a moment after its last job: a re-run asked for in between
+    # is answered 403 "This workflow is already running", which is no refusal.
+    concluded = asyncio.Event()
+    ci = CIScript({"tests": FLAKY, "lint": PASS}, conclusion_gate=concluded).through("actions")
+    rerun_posts = f"/repos/{REPO}/actions/runs/"
+    async with autopack(fakegithub, engine, tmp_path / "d", ci=ci) as h:
+        issue = await h.start_run(ONE)
+
+        async def refused_while_running() -> bool:
+            return [c.status for c in fakegithub.calls("POST", rerun_posts)][:2] == [403, 403]
+
+        await h.until(refused_while_running)  # asked, and asked again at the next look
+        concluded.set()
+        run, env = await h.finished(issue)
+        found = await verdicts(h, run)
+    assert run.status == RunStatus.DONE_SUCCESS.value, env.state.terminal_reason
+    assert outcomes(found) == [(0, CIResult.RED), (1, CIResult.GREEN)]
+    assert found[1].flaky_checks == ("tests",)
+    answers = [c.status for c in fakegithub.calls("POST", rerun_posts)]
+    assert answers[-1] == 201  # accepted once, when the run had concluded
+    assert set(answers[:-1]) == {403}
+    runs = fakegithub.repo(REPO).workflow_runs.values()
+    (phase_run,) = [r for r in runs if r.head_sha == found[0].sha]
+    assert phase_run.run_attempt == 2

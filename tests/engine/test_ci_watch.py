@@ -7,9 +7,11 @@ out again, a status cannot be re-run, and the base's names are read once per pha
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -184,3 +186,82 @@ async def test_changed_needs_no_base(world: World) -> None:
     assert env.memo.ci is not None
     assert (env.memo.ci.base_sha, env.memo.ci.expected) == ("", ())
     assert not world.sim.calls("GET", f"/repos/{REPO}/git/commits/")
+
+
+def rerun_answers(world: World) -> list[int]:
+    """The statuses GitHub answered the Actions re-run requests with, in order."""
+    return [call.status for call in world.sim.calls("POST", f"/repos/{REPO}/actions/runs/")]
+
+
+async def red_on_actions(world: World, **script: Any) -> tuple[Envelope, RerunCI]:
+    """A flaky Actions CI (with `script` options) judged red: the envelope and its RerunCI."""
+    ci = CIScript({"tests": FLAKY, "lint": PASS}, **script).through("actions")
+    world.sim.repo(REPO).ci = ci
+    sha = await world.push()
+    env, (red,) = await tick(world.ctx, await wait(world, sha), world.clock())
+    return apply(env, red)
+
+
+async def test_a_replayed_actions_rerun_already_running_is_waited_for(world: World) -> None:
+    gate = asyncio.Event()  # the re-run's check runs appear when the test says
+    env, effect = await red_on_actions(world, rerun_gate=gate)
+    _, verdict = await rerun_ci(world.ctx, env, effect)
+    assert verdict is None
+    # The worker died before saving: the effect is carried out again on the state before it,
+    # while the re-run it asked for has not shown a check run yet.
+    replayed, verdict = await rerun_ci(world.ctx, env, effect)
+    assert verdict is None  # "This workflow is already running" is not a refusal
+    assert rerun_answers(world) == [201, 403]
+    watch = replayed.memo.ci
+    assert watch is not None
+    assert (watch.rerun_names, watch.rerun_unconfirmed, watch.settled) == (
+        ("tests",),
+        ("tests",),
+        False,
+    )
+    waiting, events = await tick(world.ctx, replayed, world.clock())
+    assert events == []  # still running: asked again, and answered so again
+    assert rerun_answers(world) == [201, 403, 403]
+    gate.set()
+    await world.sim.idle()
+    _, (green,) = await tick(world.ctx, waiting, world.clock())
+    assert (green.result, green.rerun, green.flaky_checks) == (CIResult.GREEN, 1, ("tests",))
+    assert rerun_answers(world) == [201, 403, 403]  # the re-run showed: nothing asked again
+    (workflow_run,) = world.sim.repo(REPO).workflow_runs.values()
+    assert workflow_run.run_attempt == 2  # one re-run, however often it was asked for
+
+
+async def test_a_rerun_asked_before_github_concluded_the_run_is_asked_again(
+    world: World,
+) -> None:
+    gate = asyncio.Event()  # GitHub concludes the workflow run when the test says
+    env, effect = await red_on_actions(world, conclusion_gate=gate)
+    env, verdict = await rerun_ci(world.ctx, env, effect)
+    assert verdict is None
+    env, events = await tick(world.ctx, env, world.clock())
+    assert events == []
+    assert rerun_answers(world) == [403, 403]
+    gate.set()
+    env, events = await tick(world.ctx, env, world.clock())
+    assert events == []  # accepted now; its check runs are not there yet
+    assert rerun_answers(world) == [403, 403, 201]
+    assert env.memo.ci is not None
+    assert env.memo.ci.rerun_unconfirmed == ()
+    await world.sim.idle()
+    _, (green,) = await tick(world.ctx, env, world.clock())
+    assert (green.result, green.flaky_checks) == (CIResult.GREEN, ("tests",))
+    assert rerun_answers(world) == [403, 403, 201]
+
+
+async def test_a_refusal_while_asking_again_is_red_with_the_reason(world: World) -> None:
+    env, effect = await red_on_actions(world, conclusion_gate=asyncio.Event())
+    env, verdict = await rerun_ci(world.ctx, env, effect)
+    assert verdict is None
+    world.sim.repo(REPO).ci = replace(
+        world.sim.repo(REPO).ci, rerun_refusal=(403, "Unable to retry this workflow run")
+    )
+    env, (refused,) = await tick(world.ctx, env, world.clock())
+    assert (refused.result, refused.rerun, refused.failed_checks) == (CIResult.RED, 1, ("tests",))
+    assert "(HTTP 403: Unable to retry this workflow run)" in refused.summary
+    assert env.memo.ci is not None
+    assert env.memo.ci.settled

@@ -6,16 +6,19 @@ simulator holds the request the worker makes there (no polling race)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 
+from app.domain.events import CIFinished, CIResult, event_from_json
 from app.domain.run_state import RunStatus
 from app.engine.envelope import Envelope
 from app.github.commits import parse_trailers
 from app.store.db import create_engine
-from app.store.runs import RunStore
+from app.store.runs import EventKind, RunRecord, RunStore
 from tests.engine.harness import REPO
 from tests.engine.processes import Server, prepare
+from tests.fakegithub.ci import FLAKY, PASS, CIScript
 from tests.fakegithub.scenario import FakeGitHub
 
 PLAN = "## Tier 1\n- [ ] Add the settings module\n- [ ] Add the loader\n"
@@ -111,12 +114,7 @@ async def test_a_change_lost_with_its_work_tree_is_built_again(
         shutil.rmtree(tmp_path / "data" / "workspaces")
         hold.release.set()
         await server.start()
-        async with asyncio.timeout(40):
-            while True:
-                (run,) = await store.list_runs(repository=REPO)
-                if run.terminal:
-                    break
-                await asyncio.sleep(0.05)
+        run = await ended(store)
         await fakegithub.idle()
     finally:
         fakegithub.webhook_url = None
@@ -132,3 +130,75 @@ async def test_a_change_lost_with_its_work_tree_is_built_again(
         ("artefacts", "1"),
         ("T1.P1", "2"),
     ]
+
+
+async def test_a_rerun_asked_for_by_a_killed_worker_is_waited_for_not_refused(
+    fakegithub: FakeGitHub, tmp_path: Path
+) -> None:
+    # The worker dies right after asking GitHub Actions to re-run the failed jobs, before the
+    # answer and before the re-run shows a check run. Its successor carries the RerunCI effect
+    # out again; GitHub answers 403 "This workflow is already running": a re-run under way, so
+    # the run waits for its result (a flake), not a red "re-run refused".
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'autopack.db'}"
+    env = await prepare(fakegithub, tmp_path, database_url)
+    rerun_shows = asyncio.Event()
+    script = CIScript({"tests": FLAKY, "lint": PASS}, rerun_gate=rerun_shows)
+    fakegithub.repo(REPO).ci = script.through("actions")
+    server = Server(env, tmp_path)
+    await server.start()
+    fakegithub.webhook_url = f"{server.url}/api/github/webhooks"
+    engine = create_engine(database_url)
+    store = RunStore(engine)
+    rerun_path = f"{R}/actions/runs/[0-9]+/rerun-failed-jobs$"
+    try:
+        issue = await fakegithub.open_issue(REPO, "One", "- [ ] Add it\n", user="alice")
+        hold = fakegithub.faults.hold_next("POST", rerun_path)
+        await fakegithub.label_issue(REPO, issue, "autopack:run", sender="alice")
+        async with asyncio.timeout(40):
+            await hold.reached.wait()
+        await server.kill()
+        hold.release.set()  # GitHub re-runs the jobs; the answer goes to a dead worker
+        await server.start()
+        async with asyncio.timeout(40):
+            while 403 not in _rerun_answers(fakegithub):  # noqa: ASYNC110 - across processes
+                await asyncio.sleep(0.05)
+        rerun_shows.set()
+        run = await ended(store)
+        await fakegithub.idle()
+        verdicts: list[CIFinished] = []
+        for entry in await store.events(run.id):
+            if entry.kind is EventKind.EVENT and entry.name == "CIFinished":
+                verdict = event_from_json(json.loads(entry.payload))
+                assert isinstance(verdict, CIFinished)
+                verdicts.append(verdict)
+    finally:
+        fakegithub.webhook_url = None
+        await server.stop()
+        await engine.dispose()
+    state = Envelope.loads(run.state).state
+    assert run.status == RunStatus.DONE_SUCCESS.value, state.terminal_reason
+    assert [(v.rerun, v.result) for v in verdicts] == [
+        (0, CIResult.RED),
+        (1, CIResult.GREEN),
+    ]
+    assert "ci:flaky:tests" in dict(state.phases[0].issues)
+    assert _rerun_answers(fakegithub)[:2] == [201, 403]
+    phase_sha = verdicts[0].sha
+    (phase_run,) = [
+        r for r in fakegithub.repo(REPO).workflow_runs.values() if r.head_sha == phase_sha
+    ]
+    assert phase_run.run_attempt == 2  # one re-run, though it was asked for again
+
+
+def _rerun_answers(sim: FakeGitHub) -> list[int]:
+    return [call.status for call in sim.calls("POST", f"{R}/actions/runs/")]
+
+
+async def ended(store: RunStore) -> RunRecord:
+    """The repository's one run, once it is terminal (bounded wait across processes)."""
+    async with asyncio.timeout(40):
+        while True:
+            (run,) = await store.list_runs(repository=REPO)
+            if run.terminal:
+                return run
+            await asyncio.sleep(0.05)

@@ -95,6 +95,57 @@ async def test_an_edit_without_write_access_cancels_the_run(
     assert "A maintainer must review the description" in notice
 
 
+def _edited_delivery(sim: FakeGitHub, issue: int) -> DeliveryRecord:
+    """The simulator's record of the last edit of the issue's description."""
+    return [
+        d
+        for d in sim.deliveries
+        if (d.event, d.action) == ("issues", "edited") and d.payload["issue"]["number"] == issue
+    ][-1]
+
+
+async def _edited_while_away(sim: FakeGitHub, *edits: tuple[str, str]) -> int:
+    """Autopack away: alice (write) labels mallory's issue, then each (text, editor) edit."""
+    url, sim.webhook_url = sim.webhook_url, None
+    issue = await sim.open_issue(REPO, "Plan", LABELLED, user="mallory")
+    await sim.label_issue(REPO, issue, "autopack:run", sender="alice")
+    for text, editor in edits:
+        await sim.edit_issue(REPO, issue, text, sender=editor)
+    sim.webhook_url = url
+    return issue
+
+
+async def test_an_edit_without_write_access_before_pickup_starts_nothing_and_says_so(
+    fakegithub: FakeGitHub, engine: AsyncEngine
+) -> None:
+    sim = fakegithub
+    async with intake_world(sim, engine) as world:
+        issue = await _edited_while_away(sim, (SWAPPED, "mallory"))
+        # The edit arrives first (no run to protect yet: nothing happens), then the label.
+        await sim.redeliver(_edited_delivery(sim, issue).guid)
+        await sim.redeliver(_labelled_delivery(sim, issue).guid)
+        assert await world.drain() == 2
+        assert await world.runs(issue) == []
+        (notice,) = world.comments(issue)
+    assert notice.startswith("Autopack did not start a run: @mallory edited this issue's")
+    assert "only people with write access may change the plan of a run" in notice
+    assert "label the issue `autopack:run` again" in notice
+
+
+async def test_an_outsiders_edit_a_maintainer_made_again_before_pickup_starts_the_run(
+    fakegithub: FakeGitHub, engine: AsyncEngine
+) -> None:
+    sim = fakegithub
+    async with intake_world(sim, engine) as world:
+        reviewed = SWAPPED + "\nReviewed.\n"
+        issue = await _edited_while_away(sim, (SWAPPED, "mallory"), (reviewed, "alice"))
+        await sim.redeliver(_labelled_delivery(sim, issue).guid)
+        assert await world.drain() == 1
+        (run,) = await world.runs(issue)
+        assert world.comments(issue) == []
+    assert world.memo(run).facts.plan_body == LABELLED  # the labelled text, whoever edited since
+
+
 async def test_a_label_removed_or_an_issue_closed_before_pickup_starts_nothing(
     fakegithub: FakeGitHub, engine: AsyncEngine
 ) -> None:

@@ -71,6 +71,11 @@ class CIScript:
     rerun_delay: float = 0.0  # extra seconds before a re-run's check runs appear
     # (status, message) the Actions re-run endpoint answers instead of re-running.
     rerun_refusal: tuple[int, str] | None = None
+    # Moments a test decides: a re-run's check runs appear only once `rerun_gate` is set; a
+    # workflow run whose jobs all ended is concluded (completed) only once `conclusion_gate` is
+    # set, as GitHub concludes a run a moment after its last job (until then it is in_progress).
+    rerun_gate: asyncio.Event | None = None
+    conclusion_gate: asyncio.Event | None = None
 
     def __post_init__(self) -> None:
         if self.via not in VIAS:
@@ -79,6 +84,10 @@ class CIScript:
     def through(self, via: str) -> CIScript:
         """The same checks reported through `via` ("checks", "statuses" or "actions")."""
         return dataclasses.replace(self, via=via)
+
+    def concluded(self) -> bool:
+        """Whether a workflow run whose jobs all ended is concluded yet (see conclusion_gate)."""
+        return self.conclusion_gate is None or self.conclusion_gate.is_set()
 
     @classmethod
     def uniform(cls, behaviour: Behaviour, names: tuple[str, ...] = DEFAULT_CHECKS) -> CIScript:
@@ -171,13 +180,17 @@ class CIRunner:
         suite.attempts += 1
         suite.status, suite.conclusion = "queued", None
         names = sorted({repo.runs[i].name for i in suite.runs}) or list(script.checks)
-        self.core.spawn(self._run(repo, suite, names, script.delay + script.rerun_delay))
+        self.core.spawn(
+            self._run(repo, suite, names, script.delay + script.rerun_delay, rerun=True)
+        )
 
     def rerun_check(self, repo: Repo, suite: CheckSuite, name: str) -> None:
         """A single check run was rerequested."""
         script: CIScript = repo.ci
         suite.attempts += 1
-        self.core.spawn(self._run(repo, suite, [name], script.delay + script.rerun_delay))
+        self.core.spawn(
+            self._run(repo, suite, [name], script.delay + script.rerun_delay, rerun=True)
+        )
 
     def rerun_failed_jobs(self, repo: Repo, workflow_run: WorkflowRun) -> None:
         """The Actions API re-runs a workflow run's failed jobs: a new attempt, same suite."""
@@ -189,11 +202,17 @@ class CIRunner:
         workflow_run.run_started_at = now_iso()
         suite.attempts += 1
         suite.status, suite.conclusion = "queued", None
-        self.core.spawn(self._run(repo, suite, failed, script.delay + script.rerun_delay))
+        self.core.spawn(
+            self._run(repo, suite, failed, script.delay + script.rerun_delay, rerun=True)
+        )
 
-    async def _run(self, repo: Repo, suite: CheckSuite, names: list[str], delay: float) -> None:
+    async def _run(
+        self, repo: Repo, suite: CheckSuite, names: list[str], delay: float, *, rerun: bool = False
+    ) -> None:
         script: CIScript = repo.ci
         await asyncio.sleep(delay)
+        if rerun and script.rerun_gate is not None:
+            await script.rerun_gate.wait()
         bot = self.core.world.bot(self.core.world.apps[suite.app_id])
         started: list[CheckRun] = []
         for name in names:

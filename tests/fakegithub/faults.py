@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 SECONDARY_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
@@ -28,6 +30,16 @@ class _Burst:
     path_prefix: str | None
     after_handler: bool = False  # the request is carried out, then its answer is lost
     method: str | None = None  # only requests with this method (None: any)
+
+
+@dataclass
+class Reshape:
+    """Answers whose JSON is passed through `transform` (a shape GitHub does not document)."""
+
+    remaining: int
+    transform: Callable[[Any], Any]
+    path: re.Pattern[str]
+    method: str
 
 
 @dataclass
@@ -55,6 +67,7 @@ class Faults:
         self.duplicate_next = 0  # webhook deliveries sent twice with the same guid
         self.reorder_next = 0  # deliveries held, then released newest first
         self._holds: list[Hold] = []
+        self._reshapes: list[Reshape] = []
 
     def fail_next(self, n: int, status: int = 502, path_prefix: str | None = None) -> None:
         """The next n API requests (optionally under a path prefix) answer `status` (502/503)."""
@@ -96,6 +109,22 @@ class Faults:
         self._bursts = [b for b in self._bursts if b.remaining > 0]
         return None
 
+    def reshape_next(
+        self, n: int, transform: Callable[[Any], Any], path: str, method: str = "GET"
+    ) -> None:
+        """The next n requests of `method` whose path matches the regex `path` are carried out,
+        then answered (same status and headers) with `transform` of their JSON: an answer of a
+        shape the client does not expect (an entry missing a field, `null` for a list)."""
+        self._reshapes.append(Reshape(n, transform, re.compile(path), method))
+
+    def take_reshape(self, method: str, path: str) -> Callable[[Any], Any] | None:
+        """The transform for this request's answer, if one is due (consuming it)."""
+        for reshape in self._reshapes:
+            if reshape.remaining > 0 and reshape.method == method and reshape.path.search(path):
+                reshape.remaining -= 1
+                return reshape.transform
+        return None
+
     def hold_next(self, method: str, path: str, body: bytes = b"") -> Hold:
         """Keep the next request of `method` whose path matches the regex `path` (and whose body
         contains `body`) waiting until the test releases it: a moment to act at, exactly."""
@@ -120,4 +149,5 @@ class Faults:
         """Back to a well-behaved GitHub (held deliveries stay held until released)."""
         self.latency = 0.0
         self._bursts.clear()
+        self._reshapes.clear()
         self.drop_next = self.duplicate_next = self.reorder_next = 0

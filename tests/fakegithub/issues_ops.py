@@ -91,6 +91,8 @@ def update_issue(
             setattr(issue, key, changes[key])
     if edited:
         issue.updated_at = now_iso()
+        if "body" in edited:
+            issue.editor, issue.last_edited_at = sender, issue.updated_at
         _announce(core, repo, issue, "edited", sender, changes=edited)
     state = changes.get("state")
     if state is not None and state != issue.state:

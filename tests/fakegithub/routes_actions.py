@@ -18,6 +18,7 @@ WORKFLOW_ID = 161335  # the one workflow file every simulated run comes from
 def render_workflow_run(world: World, repo: Repo, run: WorkflowRun) -> dict[str, Any]:
     """workflow-run; status and conclusion are its check suite's."""
     suite = repo.suites[run.suite_id]
+    status, conclusion = _status(repo, run)
     api = f"{world.api_url}/repos/{repo.full_name}"
     here = f"{api}/actions/runs/{run.id}"
     minimal = render.repo(world, repo, full=False)
@@ -36,8 +37,8 @@ def render_workflow_run(world: World, repo: Repo, run: WorkflowRun) -> dict[str,
         "run_attempt": run.run_attempt,
         "referenced_workflows": [],
         "event": run.event,
-        "status": suite.status,
-        "conclusion": suite.conclusion,
+        "status": status,
+        "conclusion": conclusion,
         "workflow_id": WORKFLOW_ID,
         "url": here,
         "html_url": f"{render.HTML}/{repo.full_name}/actions/runs/{run.id}",
@@ -64,6 +65,14 @@ def render_workflow_run(world: World, repo: Repo, run: WorkflowRun) -> dict[str,
     }
 
 
+def _status(repo: Repo, run: WorkflowRun) -> tuple[str, str | None]:
+    """The run's status and conclusion: its suite's, once GitHub has concluded the run."""
+    suite = repo.suites[run.suite_id]
+    if suite.status == "completed" and repo.ci is not None and not repo.ci.concluded():
+        return "in_progress", None
+    return suite.status, suite.conclusion
+
+
 def _run_of(request: web.Request, repo: Repo) -> WorkflowRun:
     run = repo.workflow_runs.get(int(request.match_info["run_id"]))
     if run is None:
@@ -87,11 +96,7 @@ async def list_runs(request: web.Request) -> web.Response:
         runs = [r for r in runs if r.event == query["event"]]
     if "status" in query:
         wanted = query["status"]
-        runs = [
-            r
-            for r in runs
-            if wanted in (repo.suites[r.suite_id].status, repo.suites[r.suite_id].conclusion)
-        ]
+        runs = [r for r in runs if wanted in _status(repo, r)]
     world = core_of(request).world
     items = [render_workflow_run(world, repo, r) for r in runs]
     return paginate(request, items, wrap="workflow_runs")
@@ -107,14 +112,15 @@ async def get_run(request: web.Request) -> web.Response:
 
 @routes.post(R + "/actions/runs/{run_id:\\d+}/rerun-failed-jobs")
 async def rerun_failed_jobs(request: web.Request) -> web.Response:
-    """POST actions/runs/{id}/rerun-failed-jobs: 201 {}; 403 while it runs or when scripted."""
+    """POST actions/runs/{id}/rerun-failed-jobs: 201 {}; 403 until the run has concluded (GitHub
+    refuses any re-run of a run in progress, re-runs included), or when scripted."""
     repo = repo_of(request)
     run = _run_of(request, repo)
     core = core_of(request)
     refusal = repo.ci.rerun_refusal if repo.ci is not None else None
     if refusal is not None:
         raise ApiError(*refusal)
-    if repo.suites[run.suite_id].status != "completed":
+    if _status(repo, run)[0] != "completed":
         raise ApiError(403, "This workflow is already running")
     if core.ci is not None:
         core.ci.rerun_failed_jobs(repo, run)

@@ -1,4 +1,5 @@
-"""Pull request routes, and the one GraphQL mutation REST lacks (ready for review)."""
+"""Pull request routes, and GraphQL: the one mutation REST lacks (ready for review) and the one
+read (an issue's last editor, in `graphql_issues.py`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakegithub import issues_ops, payloads, render_pulls
+from tests.fakegithub import graphql_issues, issues_ops, payloads, render_pulls
 from tests.fakegithub.core import Core
 from tests.fakegithub.respond import (
     actor,
@@ -174,10 +175,14 @@ _LITERAL_ID = re.compile(r'pullRequestId\s*:\s*"([^"]+)"')
 
 @routes.post("/graphql")
 async def graphql(request: web.Request) -> web.Response:
-    """Only `markPullRequestReadyForReview` by node id; anything else is an unknown route."""
+    """`markPullRequestReadyForReview` by node id and the issue editor query; anything else is
+    an unknown route."""
     core = core_of(request)
     body = await body_of(request)
     query = body.get("query")
+    if isinstance(query, str) and graphql_issues.asks_for_editor(query):
+        variables = body.get("variables") or {}
+        return web.json_response(graphql_issues.answer(core, actor(request), query, variables))
     if not isinstance(query, str) or not _MUTATION.search(query):
         core.unknown_routes.append(f"POST /graphql {str(query)[:80]!r}")
         return web.json_response({"errors": [{"message": "unsupported by the simulator"}]})

@@ -7,6 +7,7 @@ rate limit -> the route (routes raise ApiError for GitHub-shaped errors).
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -107,6 +108,14 @@ async def errors_and_faults(request: web.Request, handler: Handler) -> web.Strea
     )
     if lost is not None:
         return ApiError(lost.status, lost.message, headers=lost.headers).response()
+    transform = core.faults.take_reshape(request.method, request.path)
+    if transform is not None and isinstance(response, web.Response) and response.body:
+        assert isinstance(response.body, bytes)
+        reshaped = web.json_response(transform(json.loads(response.body)), status=response.status)
+        for name, value in response.headers.items():
+            if name.lower() not in ("content-type", "content-length"):
+                reshaped.headers[name] = value
+        return reshaped
     return response
 
 

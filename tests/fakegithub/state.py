@@ -142,6 +142,8 @@ class Issue:
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
     pull: Pull | None = None
+    editor: User | None = None  # who last edited the body (GraphQL `editor`), and when
+    last_edited_at: str | None = None
 
 
 @dataclass

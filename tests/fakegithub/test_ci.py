@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.fakegithub.ci import FLAKY, PASS, CIScript, gone_after
 from tests.fakegithub.receiver import Receiver
 from tests.fakegithub.scenario import FakeGitHub
+from tests.fakegithub.state import Repo
 from tests.fakegithub.testkit import api, first_installation
 
 REPO = "/repos/acme/widgets"
@@ -21,6 +24,18 @@ def _setup(sim: FakeGitHub, receiver: Receiver, script: CIScript | None) -> None
 def _conclusions(sim: FakeGitHub, sha: str) -> dict[str, str | None]:
     runs = [r for r in sim.repo("acme/widgets").check_runs if r.head_sha == sha]
     return {r.name: r.conclusion for r in runs}  # latest run per name wins
+
+
+async def _actions_head(
+    sim: FakeGitHub, receiver: Receiver, script: CIScript
+) -> tuple[Repo, int, str]:
+    """A pushed head checked by Actions `script`: the repo, its workflow run, the re-run URL."""
+    _setup(sim, receiver, script.through("actions"))
+    await sim.push("acme/widgets", "feature", {"a.txt": "1"})
+    await sim.idle()
+    repo = sim.repo("acme/widgets")
+    (run_id,) = repo.workflow_runs
+    return repo, run_id, f"{REPO}/actions/runs/{run_id}/rerun-failed-jobs"
 
 
 async def test_pass(fakegithub: FakeGitHub, webhook_receiver: Receiver) -> None:
@@ -248,18 +263,54 @@ async def test_actions_ci_is_rerun_through_workflow_runs_only(
 async def test_a_rerun_can_appear_late_and_be_refused_while_it_runs(
     fakegithub: FakeGitHub, webhook_receiver: Receiver
 ) -> None:
-    script = CIScript({"tests": FLAKY}, rerun_delay=0.2).through("actions")
-    _setup(fakegithub, webhook_receiver, script)
-    await fakegithub.push("acme/widgets", "feature", {"a.txt": "1"})
-    await fakegithub.idle()
-    repo = fakegithub.repo("acme/widgets")
-    (run_id,) = repo.workflow_runs
-    rerun = f"{REPO}/actions/runs/{run_id}/rerun-failed-jobs"
+    script = CIScript({"tests": FLAKY}, rerun_delay=0.2)
+    repo, _, rerun = await _actions_head(fakegithub, webhook_receiver, script)
     async with api(fakegithub, first_installation(fakegithub)) as gh:
         assert (await gh.post(rerun))[0] == 201
         assert len(repo.check_runs) == 1  # nothing new yet: the re-run appears after its delay
         code, again = await gh.post(rerun)
         assert (code, again["message"]) == (403, "This workflow is already running")
+        await fakegithub.idle()
+    assert [r.conclusion for r in repo.check_runs] == ["failure", "success"]
+
+
+async def test_a_gated_rerun_appears_only_once_the_test_opens_the_gate(
+    fakegithub: FakeGitHub, webhook_receiver: Receiver
+) -> None:
+    gate = asyncio.Event()
+    script = CIScript({"tests": FLAKY}, rerun_gate=gate)
+    repo, run_id, rerun = await _actions_head(fakegithub, webhook_receiver, script)
+    async with api(fakegithub, first_installation(fakegithub)) as gh:
+        assert (await gh.post(rerun))[0] == 201
+        await asyncio.sleep(0.2)  # several times the script's delay: only the gate holds it
+        assert len(repo.check_runs) == 1
+        _, queued = await gh.get(f"{REPO}/actions/runs/{run_id}")
+        assert (queued["run_attempt"], queued["status"]) == (2, "queued")
+        code, again = await gh.post(rerun)
+        assert (code, again["message"]) == (403, "This workflow is already running")
+        gate.set()
+        await fakegithub.idle()
+    assert [r.conclusion for r in repo.check_runs] == ["failure", "success"]
+
+
+async def test_a_run_whose_jobs_ended_is_in_progress_until_github_concludes_it(
+    fakegithub: FakeGitHub, webhook_receiver: Receiver
+) -> None:
+    gate = asyncio.Event()
+    script = CIScript({"tests": FLAKY}, conclusion_gate=gate)
+    repo, run_id, rerun = await _actions_head(fakegithub, webhook_receiver, script)
+    assert [(r.status, r.conclusion) for r in repo.check_runs] == [("completed", "failure")]
+    async with api(fakegithub, first_installation(fakegithub)) as gh:
+        _, running = await gh.get(f"{REPO}/actions/runs/{run_id}")
+        assert (running["status"], running["conclusion"]) == ("in_progress", None)
+        _, listed = await gh.get(f"{REPO}/actions/runs?status=in_progress")
+        assert [r["id"] for r in listed["workflow_runs"]] == [run_id]
+        code, refused = await gh.post(rerun)
+        assert (code, refused["message"]) == (403, "This workflow is already running")
+        gate.set()
+        _, concluded = await gh.get(f"{REPO}/actions/runs/{run_id}")
+        assert (concluded["status"], concluded["conclusion"]) == ("completed", "failure")
+        assert (await gh.post(rerun))[0] == 201
         await fakegithub.idle()
     assert [r.conclusion for r in repo.check_runs] == ["failure", "success"]
 

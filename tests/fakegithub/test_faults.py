@@ -41,6 +41,19 @@ async def test_secondary_rate_limit(fakegithub: FakeGitHub, webhook_receiver: Re
     assert again == 200
 
 
+async def test_reshaped_answers(fakegithub: FakeGitHub, webhook_receiver: Receiver) -> None:
+    _setup(fakegithub, webhook_receiver)
+    fakegithub.faults.reshape_next(1, lambda body: [body["full_name"], None], f"^{REPO}$")
+    async with api(fakegithub, first_installation(fakegithub)) as gh:
+        status, reshaped, headers = await gh.call("GET", REPO)
+        again = await gh.get(REPO)
+        issues = await gh.get(f"{REPO}/issues")
+    assert (status, reshaped) == (200, ["acme/widgets", None])
+    assert "x-ratelimit-remaining" in headers  # the answer's own headers are kept
+    assert again[1]["full_name"] == "acme/widgets"  # once
+    assert issues == (200, [])  # only matching paths
+
+
 async def test_latency_is_added(fakegithub: FakeGitHub, webhook_receiver: Receiver) -> None:
     _setup(fakegithub, webhook_receiver)
     fakegithub.faults.latency = 0.05

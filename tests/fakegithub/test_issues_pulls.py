@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.fakegithub.receiver import Receiver
@@ -152,6 +154,44 @@ async def test_pull_validation(
     assert status == 422
     error = answer["errors"][0]
     assert field_or_message in (error.get("field"), error.get("message"))
+
+
+EDITOR = """query($owner: String!, $name: String!, $number: Int!) {
+  repository(owner: $owner, name: $name) {
+    issue(number: $number) { lastEditedAt editor { __typename login } }
+  }
+}"""
+
+
+async def test_the_last_editor_of_an_issue_description(sim: FakeGitHub) -> None:
+    number = await sim.open_issue("acme/widgets", "Plan", "first", user="alice")
+
+    async def editor(issue: int, owner: str = "acme") -> Any:
+        variables = {"owner": owner, "name": "widgets", "number": issue}
+        async with api(sim, first_installation(sim)) as gh:
+            status, data = await gh.post("/graphql", {"query": EDITOR, "variables": variables})
+        assert status == 200
+        return data
+
+    never = await editor(number)
+    assert never == {"data": {"repository": {"issue": {"lastEditedAt": None, "editor": None}}}}
+    await sim.edit_issue("acme/widgets", number, "second", sender="mallory")
+    edited = (await editor(number))["data"]["repository"]["issue"]
+    assert edited["editor"] == {"__typename": "User", "login": "mallory"}
+    assert edited["lastEditedAt"]
+    async with api(sim, first_installation(sim)) as gh:
+        await gh.patch(f"{REPO}/issues/{number}", {"title": "Renamed"})  # a title is no body
+        after_title = (await editor(number))["data"]["repository"]["issue"]
+        assert after_title["editor"]["login"] == "mallory"
+        await gh.patch(f"{REPO}/issues/{number}", {"body": "third"})
+    by_app = (await editor(number))["data"]["repository"]["issue"]
+    assert by_app["editor"] == {"__typename": "Bot", "login": "autopack"}  # no [bot] in GraphQL
+    missing = await editor(999)
+    assert missing["data"] == {"repository": {"issue": None}}
+    assert missing["errors"][0]["type"] == "NOT_FOUND"
+    elsewhere = await editor(number, owner="nobody")
+    assert elsewhere["data"] == {"repository": None}
+    assert sim.unknown_routes == []
 
 
 async def test_other_graphql_is_unknown(sim: FakeGitHub) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from app.domain.ci import CIState, interpret
 from app.github.ci_status import (
     ACTIONS_SLUG,
     RerunRefused,
+    RerunRequest,
     check_runs_for,
     commit_parent,
     rerun_suite,
@@ -187,14 +189,37 @@ async def test_a_refused_actions_rerun_says_why(
     assert len(env.sim.calls("POST", f"/repos/{ACTIONS}/actions/runs/")) == 1  # not retried
 
 
-async def test_rerunning_a_workflow_run_that_is_still_running_is_refused(env: Env) -> None:
+async def test_rerunning_a_workflow_run_that_is_still_running_is_no_refusal(env: Env) -> None:
+    gate = asyncio.Event()
     repo = env.sim.repo(ACTIONS)
-    repo.ci = CIScript({"tests": FLAKY}, rerun_delay=0.3).through("actions")
+    repo.ci = CIScript({"tests": FLAKY}, rerun_gate=gate).through("actions")
     sha = await env.push(ACTIONS)
     suite_id = await _actions_suite(env, sha)
-    await rerun_suite(env.gh, ACTIONS, sha, suite_id, ACTIONS_SLUG)
-    with pytest.raises(RerunRefused, match="already running"):
-        await rerun_suite(env.gh, ACTIONS, sha, suite_id, ACTIONS_SLUG)
+    first = await rerun_suite(env.gh, ACTIONS, sha, suite_id, ACTIONS_SLUG)
+    again = await rerun_suite(env.gh, ACTIONS, sha, suite_id, ACTIONS_SLUG)
+    assert (first, again) == (RerunRequest.STARTED, RerunRequest.ALREADY_RUNNING)
+    posts = env.sim.calls("POST", f"/repos/{ACTIONS}/actions/runs/")
+    assert [call.status for call in posts] == [201, 403]
+    gate.set()
+    await env.sim.idle()
+    (workflow_run,) = repo.workflow_runs.values()
+    assert workflow_run.run_attempt == 2
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "This workflow is already running",
+        "The workflow run containing this job is already running",
+    ],
+)
+async def test_githubs_already_running_answers_are_recognised(env: Env, message: str) -> None:
+    repo = env.sim.repo(ACTIONS)
+    repo.ci = CIScript({"tests": FLAKY}, rerun_refusal=(403, message)).through("actions")
+    sha = await env.push(ACTIONS)
+    suite_id = await _actions_suite(env, sha)
+    answer = await rerun_suite(env.gh, ACTIONS, sha, suite_id, ACTIONS_SLUG)
+    assert answer is RerunRequest.ALREADY_RUNNING
 
 
 async def test_a_suite_without_a_workflow_run_is_refused(env: Env) -> None:

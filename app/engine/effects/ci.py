@@ -4,21 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from app.domain.ci import Outcome as CheckOutcome
-from app.domain.ci import Reports, check_outcome, failure_output, status_outcome
+from app.domain.ci import Reports
 from app.domain.effects import RerunCI, WaitForCI
-from app.domain.events import CIFinished, CIResult
-from app.engine.ci_watch import own_app_id
+from app.engine.ci_watch import own_app_id, refused_verdict, reports_of, request_reruns
 from app.engine.context import Outcome, RunContext
 from app.engine.envelope import Envelope
 from app.engine.memo import CIWatch
-from app.github.ci_status import (
-    RerunRefused,
-    check_runs_for,
-    commit_parent,
-    rerun_suite,
-    statuses_for,
-)
+from app.github.ci_status import RerunRefused, check_runs_for, commit_parent, statuses_for
 
 
 async def wait_for_ci(ctx: RunContext, env: Envelope, effect: WaitForCI) -> Outcome:
@@ -57,7 +49,12 @@ async def _base(ctx: RunContext, env: Envelope, effect: WaitForCI) -> tuple[str,
 
 
 async def rerun_ci(ctx: RunContext, env: Envelope, effect: RerunCI) -> Outcome:
-    """Ask CI to re-run the failed checks; a refused re-run is a red verdict with the reason."""
+    """Ask CI to re-run the failed checks; a refused re-run is a red verdict with the reason.
+
+    A re-run GitHub finds already under way (a replay after a crash, or a workflow run not
+    concluded yet) is waited for: the CI watch asks again until a newer run shows or GitHub
+    accepts.
+    """
     repo = ctx.record.repository
     runs = await check_runs_for(ctx.gh, repo, effect.sha, include_reruns=True)
     statuses = await statuses_for(ctx.gh, repo, effect.sha)
@@ -71,11 +68,7 @@ async def rerun_ci(ctx: RunContext, env: Envelope, effect: RerunCI) -> Outcome:
     )
     # The floor is what the red verdict saw, so a re-run that appeared since counts as new.
     floor = judged.seen_floor if judged else max((run.id for run in runs), default=0)
-    strategy = env.state.strategy
-    assert strategy is not None
-    reports = Reports.collect(
-        runs, statuses, own_app_id=own_app_id(ctx.settings), ignore=strategy.ci.ignore_checks
-    )
+    reports = reports_of(ctx.settings, env, runs, statuses)
     earlier = previous.failed_before if previous else ()
     watch = CIWatch(
         sha=effect.sha,
@@ -91,43 +84,9 @@ async def rerun_ci(ctx: RunContext, env: Envelope, effect: RerunCI) -> Outcome:
     if any(run.name in effect.checks and run.id > floor for run in runs):
         return env.put(watch), None  # carried out again: the re-run already started
     try:
-        covered = await _request_reruns(ctx, reports, effect)
+        covered, running = await request_reruns(ctx, reports, effect.sha, effect.checks)
     except RerunRefused as refused:
-        event = CIFinished(
-            phase_id=effect.phase_id,
-            sha=effect.sha,
-            result=CIResult.RED,
-            failed_checks=tuple(sorted(effect.checks)),
-            summary=f"re-run refused: {refused}",
-            rerun=effect.rerun,
-            output=failure_output(reports, effect.checks),
-        )
+        event = refused_verdict(watch, reports, effect.checks, refused)
         return env.put(watch.settle(floor)), event
     # A name nothing was asked to re-run is judged as it stands, not waited for.
-    return env.put(replace(watch, rerun_names=covered)), None
-
-
-async def _request_reruns(ctx: RunContext, reports: Reports, effect: RerunCI) -> tuple[str, ...]:
-    """Re-run the suites of the failed check runs (the names they cover); only CI itself can
-    re-run a status."""
-    statuses = sorted(
-        name
-        for name in effect.checks
-        if (status := reports.statuses.get(name)) is not None
-        and status_outcome(status) is CheckOutcome.FAILED
-    )
-    if statuses:
-        raise RerunRefused(
-            "commit status contexts cannot be re-run through GitHub: " + ", ".join(statuses)
-        )
-    suites: dict[int, str] = {}
-    covered = []
-    for name in sorted(effect.checks):
-        run = reports.runs.get(name)
-        if run is None or run.suite_id is None or check_outcome(run) is not CheckOutcome.FAILED:
-            continue
-        suites[run.suite_id] = run.app_slug
-        covered.append(name)
-    for suite_id, slug in sorted(suites.items()):
-        await rerun_suite(ctx.gh, ctx.record.repository, effect.sha, suite_id, slug)
-    return tuple(covered)
+    return env.put(replace(watch, rerun_names=covered, rerun_unconfirmed=running)), None

@@ -85,6 +85,45 @@ def fork_bomb(count: int, token: str) -> dict[str, object]:
     return {"started": started, "error": error}
 
 
+def peek(path: str) -> str:
+    """Where a descriptor leads and the start of what it holds (never waiting on a pipe)."""
+    try:
+        target = os.readlink(path)
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    try:
+        return f"{target}: " + os.read(handle, 4096).decode("latin-1")
+    except OSError as exc:
+        return f"{target}: unreadable: {exc.strerror or exc}"
+    finally:
+        os.close(handle)
+
+
+def command_lines() -> dict[str, object]:
+    """Every other process's command line, and what its open descriptors lead to."""
+    own = str(os.getpid())
+    seen: dict[str, object] = {}
+    for pid in sorted(entry for entry in os.listdir("/proc") if entry.isdigit() and entry != own):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError as exc:
+            seen[pid] = {"error": exc.strerror or str(exc)}
+            continue
+        opened: dict[str, str] = {}
+        try:
+            descriptors = os.listdir(f"/proc/{pid}/fd")
+        except OSError as exc:
+            descriptors, opened["*"] = [], exc.strerror or str(exc)
+        for fd in descriptors:
+            opened[fd] = peek(f"/proc/{pid}/fd/{fd}")
+        seen[pid] = {
+            "argv": [part.decode("utf-8", "replace") for part in argv if part],
+            "fds": opened,
+        }
+    return seen
+
+
 def escape(token: str) -> None:
     """A new session for a daemon that ignores the usual signals and waits to be forgotten."""
     code = (
@@ -107,6 +146,8 @@ def escape(token: str) -> None:
 def main(mode: str, argument: str) -> int:
     if mode == "read":
         print(json.dumps(read_everything(json.loads(argument))))
+    elif mode == "command_lines":
+        print(json.dumps(command_lines()))
     elif mode == "write":
         print(json.dumps(write_everywhere(json.loads(argument))))
     elif mode == "fork_bomb":

@@ -20,7 +20,7 @@ from alembic.script import ScriptDirectory
 from app.store.migrate import MIGRATIONS_DIR
 from app.web.signature import sign
 from tests.conftest import POSTGRES_URL, load_payload, reset_postgres
-from tests.engine.processes import free_port
+from tests.engine.processes import free_port, wait_healthy
 from tests.web.helpers import SECRET
 
 AUTOPACK = str(Path(sys.executable).with_name("autopack"))
@@ -109,13 +109,7 @@ async def test_serve_without_webhook_secret_refuses_deliveries(tmp_path: Path) -
     try:
         url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                try:
-                    async with session.get(f"{url}/health") as response:
-                        assert response.status == 200
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
+            await wait_healthy(url)
             body = b'{"action": "opened"}'
             async with session.post(
                 f"{url}/api/github/webhooks",

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from app.domain.effects import (
+    CompileStrategy,
     CreateBranch,
     CreateSnapshot,
     EvaluateGate,
@@ -77,7 +78,12 @@ from app.domain.strategy import NoCIPolicy, Strategy
 Handler = Callable[[RunState, Any], Result | None]
 FEEDBACK_OUTPUT_CHARS = 2_000  # of the failing checks' output, in the builder's feedback
 
-__all__ = ["TRANSITIONS", "Result", "advance", "handles"]
+__all__ = ["TRANSITIONS", "Result", "advance", "handles", "start_run"]
+
+
+def start_run(run_id: str) -> Result:
+    """A new run in PLAN_BOOTSTRAP and its first effect (compile the strategy)."""
+    return RunState(run_id=run_id), (CompileStrategy(),)
 
 
 def advance(run: RunState, event: Event) -> Result:

@@ -24,10 +24,10 @@ import gidgethub
 
 from app.config import Settings
 from app.domain.compiler import RunIdentity
-from app.domain.effects import CompileStrategy
 from app.domain.events import Cancelled
+from app.domain.machine import start_run
 from app.domain.payload import Payload
-from app.domain.run_state import AwaitKind, RunState
+from app.domain.run_state import AwaitKind
 from app.domain.triggers import (
     RUN_LABEL,
     Identity,
@@ -195,8 +195,9 @@ class RunIntake:
         run_number, identity = await self._next_run(repo, number)
         run_id = identity.run_id
         assert payload.installation_id is not None
+        state, first = start_run(run_id)
         envelope = Envelope(
-            state=RunState(run_id),
+            state=state,
             memo=Memo(
                 RunFacts(
                     installation_id=payload.installation_id,
@@ -208,7 +209,7 @@ class RunIntake:
                     label_digest=plan.digest,
                 )
             ),
-            pending=(CompileStrategy(),),
+            pending=first,
         )
         try:
             await self.store.create_run(

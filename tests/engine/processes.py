@@ -64,20 +64,25 @@ class Server:
         )
 
     async def _healthy(self) -> None:
-        async with aiohttp.ClientSession() as session, asyncio.timeout(30):
-            while True:
-                try:
-                    async with session.get(f"{self.url}/health") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.05)
+        await wait_healthy(self.url)
 
     async def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         await self.process.wait()
+
+
+async def wait_healthy(url: str, seconds: float = 90) -> None:
+    """Until `url`/health answers 200; generous, since a loaded 2-core machine starts slowly."""
+    async with aiohttp.ClientSession() as session, asyncio.timeout(seconds):
+        while True:
+            try:
+                async with session.get(f"{url}/health") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.05)
 
 
 async def prepare(

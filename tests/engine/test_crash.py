@@ -52,13 +52,13 @@ async def test_sigkill_at_every_state(
         await fakegithub.label_issue(REPO, issue, "autopack:run", sender="alice")
         for where, method, path, body in KILL_AT:
             hold = fakegithub.faults.hold_next(method, path, body)
-            async with asyncio.timeout(40):
+            async with asyncio.timeout(120):
                 await hold.reached.wait()
             await server.kill()
             kills.append(where)
             hold.release.set()  # its answer goes to a dead worker: a lost response
             await server.start()
-        async with asyncio.timeout(40):
+        async with asyncio.timeout(120):
             while True:
                 runs = await store.list_runs(repository=REPO)
                 run = runs[0] if runs else None
@@ -108,7 +108,7 @@ async def test_a_change_lost_with_its_work_tree_is_built_again(
         issue = await fakegithub.open_issue(REPO, "One", "- [ ] Add it\n", user="alice")
         hold = fakegithub.faults.hold_next("POST", f"{R}/git/trees$")
         await fakegithub.label_issue(REPO, issue, "autopack:run", sender="alice")
-        async with asyncio.timeout(40):
+        async with asyncio.timeout(120):
             await hold.reached.wait()
         await server.kill()
         shutil.rmtree(tmp_path / "data" / "workspaces")
@@ -154,12 +154,12 @@ async def test_a_rerun_asked_for_by_a_killed_worker_is_waited_for_not_refused(
         issue = await fakegithub.open_issue(REPO, "One", "- [ ] Add it\n", user="alice")
         hold = fakegithub.faults.hold_next("POST", rerun_path)
         await fakegithub.label_issue(REPO, issue, "autopack:run", sender="alice")
-        async with asyncio.timeout(40):
+        async with asyncio.timeout(120):
             await hold.reached.wait()
         await server.kill()
         hold.release.set()  # GitHub re-runs the jobs; the answer goes to a dead worker
         await server.start()
-        async with asyncio.timeout(40):
+        async with asyncio.timeout(120):
             while 403 not in _rerun_answers(fakegithub):  # noqa: ASYNC110 - across processes
                 await asyncio.sleep(0.05)
         rerun_shows.set()
@@ -196,7 +196,7 @@ def _rerun_answers(sim: FakeGitHub) -> list[int]:
 
 async def ended(store: RunStore) -> RunRecord:
     """The repository's one run, once it is terminal (bounded wait across processes)."""
-    async with asyncio.timeout(40):
+    async with asyncio.timeout(120):
         while True:
             (run,) = await store.list_runs(repository=REPO)
             if run.terminal:

@@ -47,7 +47,7 @@ async def test_two_workers_share_the_runs(
         for n in range(ISSUES):
             number = await fakegithub.open_issue(REPO, f"Work {n}", PLAN, user="alice")
             await fakegithub.label_issue(REPO, number, "autopack:run", sender="alice")
-        async with asyncio.timeout(120):
+        async with asyncio.timeout(300):
             while True:
                 runs = await store.list_runs(repository=REPO)
                 if len(runs) == ISSUES and all(run.terminal for run in runs):

@@ -362,7 +362,7 @@ class EngineExecutor:
         # Every attempt starts from the branch head and nothing else: what an earlier attempt
         # (or a failed phase) left in the tree must never ship inside this one.
         await ctx.workspace.clean_at(head)
-        name = strategy.builder_profile
+        name = strategy.builder_for(phase.phase_id)
         profile = self.settings.operator.builders[name]
         result = await self._profile_builder(f"builders.{name}", profile).run(
             self._spec(strategy, phase, effect), ctx.workspace.tree

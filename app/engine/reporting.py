@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.config import Settings
-from app.domain.backlog import AgingRules, update_backlog
 from app.domain.change import Change, ChangeKind, EntryType, FileChange
 from app.domain.effects import Effect, Finish, Report, WriteArtefacts
 from app.domain.events import ArtefactsWritten, Event
@@ -39,9 +38,14 @@ from app.domain.report import (
     render_run_summary,
     web_root,
 )
-from app.domain.report_backlog import BACKLOG_TITLE, backlog_marker, render_backlog_issue
+from app.domain.report_backlog import (
+    BACKLOG_TITLE,
+    backlog_after_run,
+    backlog_marker,
+    render_backlog_issue,
+)
 from app.domain.report_incident import render_incident
-from app.domain.run_state import RunState, RunStatus, TierStatus
+from app.domain.run_state import RunState, RunStatus
 from app.domain.secrets_scan import redact
 from app.domain.triggers import RETRY_ACTION
 from app.engine.envelope import Envelope
@@ -135,21 +139,18 @@ class Reporter:
 
     async def _age_backlog(self, ctx: RunContext, env: Envelope, rows: _Rows) -> Envelope:
         """Fold the run's issues into the repository's backlog (idempotent per run) and bring
-        the repository's backlog issue up to date."""
+        the repository's backlog issue up to date, with the ruleset changes it suggests."""
         state = env.state
         if self.backlogs is None or state.strategy is None:
             return env
-        ran = sum(
-            1 for tier in state.tiers if tier.status in (TierStatus.COMPLETE, TierStatus.FAILED)
-        )
         repo = ctx.record.repository
         backlog = await self.backlogs.get(repo)
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        index = issue_index(state, {row.issue_key: row for row in rows[0]})
-        updated = update_backlog(backlog, index, ctx.record.id, ran, now)
+        update = backlog_after_run(backlog, state, {row.issue_key: row for row in rows[0]}, now)
+        updated = update.backlog
         if updated != backlog:
             await self.backlogs.put(repo, updated)
-        body = render_backlog_issue(repo, updated, AgingRules(), now)
+        body = render_backlog_issue(repo, updated, now, update.suggestions)
         number = await upsert_backlog_issue(
             ctx.gh, repo, BACKLOG_TITLE, backlog_marker(repo), body, create=bool(updated.entries)
         )

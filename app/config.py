@@ -105,9 +105,11 @@ class Limits(_Strict):
 
 
 class Repositories(_Strict):
-    """Which repositories this deployment serves; empty means every installed repository."""
+    """Which repositories this deployment serves (empty: every installed repository), and which
+    [builders] profiles their rulesets may name (None: all of them)."""
 
     allowed: list[str] = Field(default_factory=list)
+    builder_profiles: list[str] | None = None
 
 
 class Probes(SandboxKeys):
@@ -134,10 +136,23 @@ class OperatorConfig(_Strict):
             raise ValueError(
                 f"planner {self.planner!r} is not one of the [builders] profiles or [planners]"
             )
+        unknown = sorted(set(self.repositories.builder_profiles or ()) - set(self.builders))
+        if unknown:
+            raise ValueError(
+                f"repositories.builder_profiles names {', '.join(map(repr, unknown))}, not one "
+                "of the [builders] profiles"
+            )
         prefix = self.integration_branch_prefix
         if not prefix.endswith("/") or prefix.startswith("/") or ".." in prefix:
             raise ValueError("integration_branch_prefix must look like 'name/' (no leading '/')")
         return self
+
+    def nameable_builders(self) -> dict[str, BuilderProfile]:
+        """The builder profiles a repository's ruleset may name (`builder`, `builders`)."""
+        names = self.repositories.builder_profiles
+        if names is None:
+            return dict(self.builders)
+        return {name: profile for name, profile in self.builders.items() if name in names}
 
     def planner_profile(self) -> tuple[str, BuilderProfile] | None:
         """The profile `planner` names, with where it is: [planners] first, else [builders]."""

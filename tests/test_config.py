@@ -183,6 +183,21 @@ def test_operator_config(tmp_path: Path) -> None:
     assert operator.integration_branch_prefix == "bots/"
 
 
+def test_the_operator_marks_which_builder_profiles_a_repository_may_name(tmp_path: Path) -> None:
+    path = tmp_path / "autopack.toml"
+    every = GOOD_TOML + "\n[builders.cheap]\nbackend = 'command'\ncommand = ['cheap']\n"
+    path.write_text(every)
+    assert set(load({"AUTOPACK_CONFIG": str(path)}).operator.nameable_builders()) == {
+        "claude",
+        "cheap",
+    }  # unmarked: every profile
+    marked = 'allowed = ["octo-org/*"]\nbuilder_profiles = ["cheap"]'
+    path.write_text(every.replace('allowed = ["octo-org/*"]', marked))
+    operator = load({"AUTOPACK_CONFIG": str(path)}).operator
+    assert set(operator.nameable_builders()) == {"cheap"}
+    assert set(operator.builders) == {"claude", "cheap"}  # still the planner's to use
+
+
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
@@ -194,6 +209,11 @@ def test_operator_config(tmp_path: Path) -> None:
         ("[builders.x]\nbackend = 'shell'\ncommand = ['a']", "builders.x.backend: Input should"),
         ("planner = 'nobody'", "planner 'nobody' is not one of the [builders] profiles"),
         ("integration_branch_prefix = 'main'", "integration_branch_prefix must look like"),
+        (
+            "[repositories]\nbuilder_profiles = ['ghost']",
+            "repositories.builder_profiles names 'ghost', not one of the [builders] profiles",
+        ),
+        ("[repositories]\nbuilder_profiles = 'cheap'", "repositories.builder_profiles: Input"),
     ],
 )
 def test_bad_operator_config(tmp_path: Path, toml: str, message: str) -> None:

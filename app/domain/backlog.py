@@ -2,13 +2,17 @@
 
 Pure; the clock is passed in as an ISO-8601 string. The aging rule, kept deliberately simple:
 
-* a key seen in a run ages: `age_in_runs += 1`, `age_in_tiers += tiers_run` (the tiers that run
-  executed), `occurrence_count += ` its sightings in the run; `last_seen_*` are updated and its
-  unseen streak is reset. A new key enters with `age_in_runs = 1`, `age_in_tiers = tiers_run`.
+* a key seen in a run ages: `age_in_runs += 1`, `age_in_tiers +=` the number of tiers of that
+  run it was seen in, `occurrence_count +=` its sightings in the run; `last_seen_*` are updated
+  and its unseen streak is reset. A new key enters with `age_in_runs = 1` and the tiers it was
+  seen in.
+* a key a failed debt-cleanup phase worked on and could not fix counts as seen in that phase's
+  tier (it is still there), without a new sighting.
 * a key not seen in a run does not age; after `resolve_after_runs` (default 2) consecutive runs
   without it, it is considered resolved and dropped.
 * a minor issue OLDER than the thresholds (strictly more than `minor_to_major_after_runs` runs,
-  or more than `minor_to_major_after_tiers` tiers) counts as major.
+  or more than `minor_to_major_after_tiers` tiers) counts as major. The thresholds are the
+  repository's (its ruleset's `aging`), kept with the backlog by the last run.
 
 Applying the same run twice (a retried effect after a crash) returns the backlog unchanged.
 """
@@ -112,10 +116,12 @@ TopBy = Literal["runs", "tiers", "occurrences"]
 
 @dataclass(frozen=True)
 class Backlog:
-    """A repository's open issues by key; `last_run` is the last run applied to it."""
+    """A repository's open issues by key; `last_run` is the last run applied to it and `aging`
+    the repository's thresholds as that run had them (so readers need not load the ruleset)."""
 
     entries: tuple[BacklogEntry, ...] = ()
     last_run: str | None = None
+    aging: AgingRules = field(default_factory=AgingRules)
     _by_key: dict[str, BacklogEntry] = field(
         init=False, repr=False, compare=False, hash=False, default_factory=dict
     )
@@ -153,6 +159,10 @@ class Backlog:
         return {
             "version": BACKLOG_VERSION,
             "last_run": self.last_run,
+            "aging": {
+                "minor_to_major_after_runs": self.aging.minor_to_major_after_runs,
+                "minor_to_major_after_tiers": self.aging.minor_to_major_after_tiers,
+            },
             "entries": [e.to_json() for e in self.entries],
         }
 
@@ -168,7 +178,14 @@ class Backlog:
         entries = data.get("entries")
         if not isinstance(entries, list):
             raise ValueError("entries must be a list")
-        return cls(tuple(BacklogEntry.from_json(e) for e in entries), last_run)
+        aging = AgingRules()  # a backlog stored before thresholds were kept: the defaults
+        if "aging" in data:
+            rules = data["aging"]
+            _require_mapping(rules, "aging")
+            aging = AgingRules(
+                _int(rules, "minor_to_major_after_runs"), _int(rules, "minor_to_major_after_tiers")
+            )
+        return cls(tuple(BacklogEntry.from_json(e) for e in entries), last_run, aging)
 
 
 def effective_severity(entry: BacklogEntry, rules: AgingRules) -> Severity:
@@ -194,35 +211,43 @@ def update_backlog(
     backlog: Backlog,
     run_index: RunIssueIndex,
     run_id: str,
-    tiers_run: int,
     now_iso: str,
     *,
+    aging: AgingRules | None = None,
+    still_open: Mapping[str, str] | None = None,
     resolve_after_runs: int = 2,
 ) -> Backlog:
-    """The backlog after a run: seen keys age, new keys enter, long-unseen keys are dropped."""
+    """The backlog after a run: seen keys age, new keys enter, long-unseen keys are dropped.
+
+    `still_open` maps the keys a failed debt-cleanup phase could not fix to that phase's tier;
+    `aging` (default: the backlog's own) is kept with the result.
+    """
     if not run_id:
         raise ValueError("run_id must not be empty")
-    if tiers_run < 0:
-        raise ValueError("tiers_run must be >= 0")
     if resolve_after_runs < 1:
         raise ValueError("resolve_after_runs must be >= 1")
     _check_iso(now_iso)
     if backlog.last_run == run_id:
         return backlog
+    unfixed = still_open or {}
     kept: list[BacklogEntry] = []
     for entry in backlog.entries:
         seen = run_index.get(entry.issue_key)
-        if seen is None:
+        tried = unfixed.get(entry.issue_key)
+        if seen is None and tried is None:
             if entry.unseen_runs + 1 < resolve_after_runs:
                 kept.append(replace(entry, unseen_runs=entry.unseen_runs + 1))
             continue
+        tiers = {*(seen.tiers if seen else ()), *((tried,) if tried else ())}
         kept.append(
             replace(
                 entry,
-                base_severity=max_severity(entry.base_severity, seen.base_severity),
+                base_severity=max_severity(
+                    entry.base_severity, seen.base_severity if seen else entry.base_severity
+                ),
                 age_in_runs=entry.age_in_runs + 1,
-                age_in_tiers=entry.age_in_tiers + tiers_run,
-                occurrence_count=entry.occurrence_count + seen.occurrence_count,
+                age_in_tiers=entry.age_in_tiers + len(tiers),
+                occurrence_count=entry.occurrence_count + (seen.occurrence_count if seen else 0),
                 last_seen_run=run_id,
                 last_seen_at=now_iso,
                 unseen_runs=0,
@@ -234,7 +259,7 @@ def update_backlog(
             category=seen.category,
             base_severity=seen.base_severity,
             age_in_runs=1,
-            age_in_tiers=tiers_run,
+            age_in_tiers=len(seen.tiers),
             occurrence_count=seen.occurrence_count,
             first_seen_run=run_id,
             last_seen_run=run_id,
@@ -243,7 +268,7 @@ def update_backlog(
         for seen in run_index.entries
         if seen.issue_key not in backlog
     )
-    return Backlog(tuple(kept), last_run=run_id)
+    return Backlog(tuple(kept), last_run=run_id, aging=aging or backlog.aging)
 
 
 def debt_candidates(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from app.domain.backlog import AgingRules, Backlog, debt_candidates, effective_overrides
 from app.domain.classification import Classification, classify
+from app.domain.issue_record import Severity
 from app.domain.plan import PlanPhase, PlanTier, RunSelection
 from app.domain.ruleset import CIProfileRules, Ruleset
 from app.domain.strategy import (
@@ -34,6 +35,7 @@ from app.domain.taxonomy import (
     Complexity,
     SafetyProfile,
     TaskCategory,
+    issue_categories,
 )
 from app.domain.test_integrity import requested_by_task
 
@@ -102,7 +104,7 @@ def compile_strategy(
         branch=identity.branch,
         run_scope=ruleset.run_scope,
         safety_profile=ruleset.safety_profile,
-        builder_profile=ruleset.builder,
+        builder_profile=ruleset.builders.default or ruleset.builder,
         auditor_backend=ruleset.auditor if has_auditor else None,
         budget=RunBudget(
             token_cap=min(budgets.run.token_cap, caps.max_tokens_per_run),
@@ -118,6 +120,15 @@ def compile_strategy(
         plan_warnings=selection.plan_for_this_run.warnings,
         commit_artefacts=ruleset.artefacts.commit,
         probes=tuple(ProbeCommand(probe.name, probe.command) for probe in ruleset.probes),
+        aging=aging,
+        major_issue_categories=tuple(
+            sorted(
+                name
+                for category, override in ruleset.categories.overrides.items()
+                if override.issue_severity is Severity.MAJOR
+                for name in issue_categories(category)
+            )
+        ),
     )
 
 
@@ -158,6 +169,8 @@ def _phase(ruleset: Ruleset, tier: PlanTier, phase: PlanPhase, has_auditor: bool
         auto_apply=override.auto_apply if override.auto_apply is not None else True,
         gate=_gate(ruleset, mode, {*phase.allow, *asked}),
         category_reason=found.reason,
+        builder_profile=ruleset.builder_for(mode),
+        reported_issues_major=override.issue_severity is Severity.MAJOR,
     )
 
 
@@ -200,7 +213,8 @@ def _debt_phase(
     candidates = debt_candidates(backlog, aging, settings.max_issues)
     if not candidates:
         return None
-    tier = tiers[0]
+    # Last in the run: whatever the cleanup does, no phase the maintainer asked for builds on it.
+    tier = tiers[-1]
     keys = tuple(entry.issue_key for entry in candidates)
     # Never auto-applied when any aged issue belongs to a high-risk category.
     high_risk = {row.issue_category for row in HIGH_RISK.values()}
@@ -223,6 +237,11 @@ def _debt_phase(
         auto_apply=not any(entry.category in high_risk for entry in candidates),
         gate=_gate(ruleset, mode),
         debt_issue_keys=keys,
+        builder_profile=ruleset.builder_for(mode, debt_cleanup=True),
+        reported_issues_major=(
+            ruleset.categories.override_for(TaskCategory.DEBT_CLEANUP).issue_severity
+            is Severity.MAJOR
+        ),
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
-from app.domain.ruleset import RULESET_PATH, SCHEMA_ID, load_ruleset, ruleset_errors
+from app.domain.ruleset import RULESET_PATH, SCHEMA_ID, Ruleset, load_ruleset, ruleset_errors
 
 CHECK_NAME = "Autopack config"
 MODELINE = f"# yaml-language-server: $schema={SCHEMA_ID}"
@@ -63,22 +63,38 @@ def missing_default_builder(builders: Collection[str]) -> str:
     )
 
 
+def unknown_builders(ruleset: Ruleset, builders: Collection[str]) -> list[tuple[str, str]]:
+    """(key, name) for each builder profile the ruleset names that is not in `builders` (the
+    profiles this deployment lets a repository name)."""
+    named = [("builder", ruleset.builder)] if ruleset.builders.default is None else []
+    named += [(f"builders.{key}", name) for key, name in ruleset.builders if name is not None]
+    return [(key, name) for key, name in named if name not in builders]
+
+
 def review_ruleset(
     text: bytes | None, builders: Collection[str], auditors: Collection[str]
 ) -> ConfigFeedback:
-    """Every problem of the file against the schema and this deployment's profiles."""
+    """Every problem of the file against the schema and the profiles this deployment lets a
+    repository name (`builders`, `auditors`)."""
     errors = ruleset_errors(text)
     problems = [Problem(error.line, error.message) for error in errors]
     builder: str | None
     auditor: str | None
+    routed: list[tuple[str, str]] = []
     if text is None:
         builder, auditor = "default", None
     elif not errors:
         ruleset = load_ruleset(text)
         builder, auditor = ruleset.builder, ruleset.auditor
+        routed = [(k, n) for k, n in unknown_builders(ruleset, builders) if k != "builder"]
     else:  # the names as written, when the schema problems are elsewhere
         builder, auditor = _top_level_name(text, "builder"), _top_level_name(text, "auditor")
     problems += _profile_problems(text, builder, auditor, builders, auditors)
+    line = _key_line(text or b"", "builders")
+    problems += [
+        Problem(line, _unknown_message(key, name, builders, "runs are refused"))
+        for key, name in routed
+    ]
     problems.sort(key=lambda p: (p.line is None, p.line or 0))
     return _feedback(text, tuple(problems))
 
@@ -115,11 +131,15 @@ def _unknown(
     consequence: str,
     level: Level = Level.FAILURE,
 ) -> Problem:
-    message = (
-        f"{key}: {name!r} is not {'an' if key[0] in 'aeiou' else 'a'} {key} profile of this "
-        f"Autopack deployment{_choices(name, known)}; {consequence}"
+    return Problem(_key_line(text, key), _unknown_message(key, name, known, consequence), level)
+
+
+def _unknown_message(key: str, name: str, known: Collection[str], consequence: str) -> str:
+    kind = "auditor" if key == "auditor" else "builder"
+    return (
+        f"{key}: {name!r} is not {'an' if kind == 'auditor' else 'a'} {kind} profile this "
+        f"Autopack deployment lets repositories name{_choices(name, known)}; {consequence}"
     )
-    return Problem(_key_line(text, key), message, level)
 
 
 def _feedback(text: bytes | None, problems: tuple[Problem, ...]) -> ConfigFeedback:

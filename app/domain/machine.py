@@ -9,7 +9,7 @@ what it may still spend. docs/state-machine.md is the transition table in prose.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from app.domain.effects import (
@@ -37,7 +37,6 @@ from app.domain.events import (
     CIResult,
     EnvironmentFailed,
     Event,
-    Finding,
     GateEvaluated,
     PhasesQueued,
     PhaseTimedOut,
@@ -55,6 +54,8 @@ from app.domain.machine_steps import (
     add_tokens,
     fail_attempt,
     finish,
+    issue_marks,
+    mark_unreviewed,
     next_phase,
     over_minor_limit,
     phase_green,
@@ -190,7 +191,8 @@ def _builder_finished(run: RunState, event: BuilderFinished) -> Result | None:
     run = add_tokens(run, event.phase_id, event.tokens_used)
     failed = event.outcome is not BuilderOutcome.OK
     extra = [(f"builder:{event.outcome.value}", Severity.MINOR)] if failed else []
-    run = record_issues(run, event.phase_id, [*_marks(event.issues), *extra])
+    marks = issue_marks(run, event.phase_id, event.issues, reported=True)
+    run = record_issues(run, event.phase_id, [*marks, *extra])
     if stop := over_minor_limit(run):
         return stop
     if failed:
@@ -208,7 +210,7 @@ def _gate_evaluated(run: RunState, event: GateEvaluated) -> Result | None:
         return None
     assert run.awaiting is not None
     waiting = run.awaiting
-    run = record_issues(run, event.phase_id, _marks(event.findings))
+    run = record_issues(run, event.phase_id, issue_marks(run, event.phase_id, event.findings))
     if stop := over_minor_limit(run):
         return stop
     if event.decision is Decision.FAIL_POLICY:
@@ -232,7 +234,8 @@ def _auditor_finished(run: RunState, event: AuditorFinished) -> Result | None:
     assert run.awaiting is not None
     waiting = run.awaiting
     run = add_tokens(run, event.phase_id, event.tokens_used)
-    run = record_issues(run, event.phase_id, _marks(event.issues))
+    marks = issue_marks(run, event.phase_id, event.issues, reported=True)
+    run = record_issues(run, event.phase_id, marks)
     if stop := over_minor_limit(run):
         return stop
     verdict = event.verdict.value
@@ -264,7 +267,7 @@ def _pushed(run: RunState, event: Pushed) -> Result | None:
     tier = tier.evolve(ci_runs=tier.ci_runs + 1)
     if tier.ci_runs > strategy.tier(phase.tier_id).ci_run_cap:
         tier = tier.evolve(ci_cap_hit=True)
-    progress = progress.evolve(
+    progress = mark_unreviewed(progress, run.awaiting.unreviewed).evolve(
         last_commit=event.commit_sha, reruns_used=0, failed_checks=(), ci_runs=progress.ci_runs + 1
     )
     waiting = Awaiting(
@@ -405,10 +408,6 @@ def _artefacts_written(run: RunState, event: ArtefactsWritten) -> Result | None:
     if not run.artefacts_pending:
         return None
     return run.evolve(artefacts_pending=False, head_sha=event.head_sha or run.head_sha), ()
-
-
-def _marks(findings: Iterable[Finding]) -> list[tuple[str, Severity]]:
-    return [(f.issue_key, f.severity) for f in findings if f.issue_key]
 
 
 TRANSITIONS: dict[RunStatus, dict[type[Any], Handler]] = {

@@ -26,6 +26,7 @@ from app.domain.run_state import (
     AuditReason,
     Awaiting,
     AwaitKind,
+    PhaseProgress,
     PhaseStatus,
     RunState,
     RunStatus,
@@ -65,6 +66,22 @@ def add_tokens(run: RunState, phase_id: str, tokens: int) -> RunState:
     )
 
 
+def issue_marks(
+    run: RunState, phase_id: str, findings: Iterable[Finding], *, reported: bool = False
+) -> list[tuple[str, Severity]]:
+    """The marks of findings: major for a high-risk issue category, and for any issue a builder
+    or auditor reports (`reported`) from a phase of high-risk work; else as reported."""
+    strategy = strategy_of(run)
+    floor = reported and strategy.phase(phase_id).reported_issues_major
+    return [
+        (f.issue_key, Severity.MAJOR)
+        if floor or f.category in strategy.major_issue_categories
+        else (f.issue_key, f.severity)
+        for f in findings
+        if f.issue_key
+    ]
+
+
 def record_issues(run: RunState, phase_id: str, marks: Iterable[tuple[str, Severity]]) -> RunState:
     """Record issue keys on the phase and run (aging may raise a severity); update tier flags."""
     strategy = strategy_of(run)
@@ -93,6 +110,9 @@ def over_minor_limit(run: RunState) -> Result | None:
     if run.minor_count <= limit:
         return None
     reason = f"The run has {run.minor_count} distinct minor issues, more than its cap of {limit}."
+    waiting = run.awaiting
+    if waiting is not None and waiting.phase_id and _cleanup(run, waiting.phase_id):
+        return fail_phase(run, waiting.phase_id, reason)  # only the cleanup stops
     return finish(run, RunStatus.DONE_FAILED_BUDGET_EXHAUSTED, reason)
 
 
@@ -139,11 +159,64 @@ def _end(run: RunState, effects: tuple[Effect, ...]) -> Result:
     """No phase left: success if every tier completed, else a human has to look."""
     unfinished = [t.tier_id for t in run.tiers if t.status is not TierStatus.COMPLETE]
     if not unfinished:
-        done, more = finish(run, RunStatus.DONE_SUCCESS, f"All {len(run.tiers)} tier(s) completed.")
+        reason = f"All {len(run.tiers)} tier(s) completed."
+        if cleanup := failed_cleanups(run):
+            reason += (
+                f" The debt cleanup ({', '.join(cleanup)}) did not succeed: its issues stay in "
+                "the backlog."
+            )
+        done, more = finish(run, RunStatus.DONE_SUCCESS, reason)
     else:
         reason = f"Tier(s) {', '.join(unfinished)} did not complete."
         done, more = finish(run, RunStatus.DONE_FAILED_REQUIRES_HUMAN_REVIEW, reason)
     return done, (*effects, *more)
+
+
+def failed_cleanups(run: RunState) -> list[str]:
+    """The debt-cleanup phases (inserted by the strategy) that failed."""
+    failed = (p.phase_id for p in run.phases if p.status is PhaseStatus.FAILED)
+    return [phase_id for phase_id in failed if _cleanup(run, phase_id)]
+
+
+def _cleanup(run: RunState, phase_id: str) -> bool:
+    return strategy_of(run).phase(phase_id).is_debt_cleanup
+
+
+def _close_tier(run: RunState, tier_id: str) -> Result:
+    """Complete the tier once every phase asked for in it is green (a failed debt cleanup does
+    not hold it back); a safety-critical run stops at a tier that is not clean. Then go on."""
+    failed = failed_cleanups(run)
+    done = all(
+        p.status is PhaseStatus.GREEN or p.phase_id in failed
+        for p in run.phases
+        if p.tier_id == tier_id
+    )
+    if not done:
+        return next_phase(run, ())
+    run = run.with_tier(run.tier_progress(tier_id).evolve(status=TierStatus.COMPLETE))
+    critical = strategy_of(run).safety_profile is SafetyProfile.SAFETY_CRITICAL
+    if critical and (problems := unclean_reasons(run, tier_id)):
+        reason = f"Tier {tier_id} is not clean in a safety-critical run: {'; '.join(problems)}."
+        return finish(run, RunStatus.DONE_FAILED_REQUIRES_HUMAN_REVIEW, reason)
+    return next_phase(run, ())
+
+
+def unclean_reasons(run: RunState, tier_id: str) -> list[str]:
+    """Why a completed tier is `not_clean` (empty: clean); in a safety-critical tier every
+    major issue beyond its tolerance (0 by default) counts."""
+    tier = run.tier_progress(tier_id)
+    caps = strategy_of(run).tier(tier_id)
+    minors, majors = run.tier_issue_counts(tier_id)
+    reasons = []
+    if majors > (caps.major_tolerance or 0):
+        reasons.append(f"{majors} major issue(s), tolerance {caps.major_tolerance or 0}")
+    if tier.minor_cap_hit:
+        reasons.append(f"{minors} minor issue(s), tolerance {caps.minor_tolerance}")
+    if tier.token_cap_hit:
+        reasons.append("the tier token cap was reached")
+    if tier.ci_cap_hit:
+        reasons.append("the tier CI run cap was reached")
+    return reasons
 
 
 # -- phases ------------------------------------------------------------------------------------
@@ -170,24 +243,21 @@ def phase_green(run: RunState, phase_id: str) -> Result:
     """The phase's snapshot exists: close it (and its tier if it was the last), then go on."""
     progress = run.phase_progress(phase_id).evolve(status=PhaseStatus.GREEN)
     run = run.with_phase(progress).evolve(awaiting=None)
-    tier_id = progress.tier_id
-    if all(p.status is PhaseStatus.GREEN for p in run.phases if p.tier_id == tier_id):
-        run = run.with_tier(run.tier_progress(tier_id).evolve(status=TierStatus.COMPLETE))
-        if strategy_of(run).safety_profile is SafetyProfile.SAFETY_CRITICAL:
-            _, majors = run.tier_issue_counts(tier_id)
-            if majors:
-                reason = (
-                    f"Tier {tier_id} ended with {majors} major issue(s) in a safety-critical run."
-                )
-                return finish(run, RunStatus.DONE_FAILED_REQUIRES_HUMAN_REVIEW, reason)
-    return next_phase(run, ())
+    return _close_tier(run, progress.tier_id)
 
 
 def fail_phase(run: RunState, phase_id: str, reason: str) -> Result:
-    """The phase failed: its tier fails and skips the rest; the run goes on if its scope allows."""
+    """The phase failed: its tier fails and skips the rest; the run goes on if its scope allows.
+
+    A debt-cleanup phase is the exception: it is recorded as failed, its issues stay in the
+    backlog, and the tier and the run are decided by the phases that were asked for.
+    """
     strategy = strategy_of(run)
     progress = run.phase_progress(phase_id)
     tier_id = progress.tier_id
+    if _cleanup(run, phase_id):
+        failed = progress.evolve(status=PhaseStatus.FAILED, failure_reason=reason)
+        return _close_tier(run.with_phase(failed).evolve(awaiting=None), tier_id)
     phases = tuple(
         p.evolve(status=PhaseStatus.FAILED, failure_reason=reason)
         if p.phase_id == phase_id
@@ -243,6 +313,8 @@ def _tokens_left(run: RunState, phase: PhaseStrategy) -> tuple[int, Result | Non
     run_left = strategy.budget.token_cap - run.tokens
     if run_left <= 0:
         reason = f"The run reached its token cap of {strategy.budget.token_cap}."
+        if phase.is_debt_cleanup:  # the work asked for is done: only the cleanup stops
+            return 0, fail_phase(run, phase.phase_id, reason)
         return 0, finish(run, RunStatus.DONE_FAILED_BUDGET_EXHAUSTED, reason)
     tier = run.tier_progress(phase.tier_id)
     tier_cap = strategy.tier(phase.tier_id).token_cap
@@ -314,8 +386,7 @@ def start_review(run: RunState, waiting: Awaiting, reasons: Sequence[str]) -> Re
     phase = strategy.phase(phase_id)
     progress = run.phase_progress(phase_id)
     if not strategy.auditor_backend:
-        marks = tuple(dict.fromkeys((*progress.needs_review, *reasons)))[-MAX_REVIEW_MARKS:]
-        return push(run.with_phase(progress.evolve(needs_review=marks)), waiting)
+        return push(run, waiting, unreviewed=tuple(reasons))
     tokens, stop = _tokens_left(run, phase)
     if stop is not None:
         return stop
@@ -330,8 +401,9 @@ def start_review(run: RunState, waiting: Awaiting, reasons: Sequence[str]) -> Re
     return run, (RunAuditor(phase_id, attempt, phase.auditor_profile, reason, budgets, feedback),)
 
 
-def push(run: RunState, waiting: Awaiting) -> Result:
-    """Push the gated change of the awaited attempt to the integration branch."""
+def push(run: RunState, waiting: Awaiting, *, unreviewed: tuple[str, ...] = ()) -> Result:
+    """Push the gated change of the awaited attempt to the integration branch; `unreviewed`:
+    why it needed a review it does not get (marked on the phase when the push lands)."""
     branch = strategy_of(run).branch
     pushing = Awaiting(
         AwaitKind.PUSH,
@@ -339,6 +411,15 @@ def push(run: RunState, waiting: Awaiting) -> Result:
         waiting.attempt,
         auditor_patch=waiting.auditor_patch,
         reason=None if waiting.kind is AwaitKind.REVIEW else waiting.reason,
+        unreviewed=unreviewed,
     )
     run = run.evolve(status=RunStatus.GATE, awaiting=pushing)
     return run, (PushChange(branch, waiting.phase_id, waiting.attempt, run.head_sha),)
+
+
+def mark_unreviewed(progress: PhaseProgress, reasons: Sequence[str]) -> PhaseProgress:
+    """The phase marked for a person's review of what it pushed, for `reasons`."""
+    if not reasons:
+        return progress
+    marks = tuple(dict.fromkeys((*progress.needs_review, *reasons)))[-MAX_REVIEW_MARKS:]
+    return progress.evolve(needs_review=marks)

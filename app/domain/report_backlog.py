@@ -1,21 +1,64 @@
-"""The per-repository "Autopack backlog" issue: every open issue by effective severity, with age.
+"""The per-repository "Autopack backlog" issue: every open issue by effective severity, with age,
+and the ruleset changes that would have kept aged issues from coming back.
 
 In the spirit of Renovate's dependency dashboard: one issue per repository that Autopack rewrites
-after every run and finds again by its hidden marker. Pure: the backlog in, markdown out.
+after every run and finds again by its hidden marker. Pure: the run's end folded into the
+backlog (`backlog_after_run`), then the backlog in, markdown out.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.domain import report_markdown as md
-from app.domain.backlog import AgingRules, Backlog, BacklogEntry, effective_severity
+from app.domain.backlog import AgingRules, Backlog, BacklogEntry, effective_severity, update_backlog
 from app.domain.issue_record import Severity
+from app.domain.learned_rules import RuleSuggestion, suggest_rules
+from app.domain.machine_steps import failed_cleanups
+from app.domain.report_view import IssueFacts, issue_index
+from app.domain.run_state import RunState
 
 BACKLOG_TITLE = "Autopack backlog"
 LISTED = 300  # rows per severity; a bigger backlog is complete in the API
+SNIPPET_CHARS = 8_000
 _UNSAFE = re.compile(r"[^A-Za-z0-9._/-]")
+
+
+@dataclass(frozen=True)
+class BacklogUpdate:
+    """The backlog after a run, and the ruleset changes suggested for its aged issues."""
+
+    backlog: Backlog
+    suggestions: tuple[RuleSuggestion, ...]
+
+
+def backlog_after_run(
+    backlog: Backlog, state: RunState, details: Mapping[str, IssueFacts], now_iso: str
+) -> BacklogUpdate:
+    """Fold an ended run into the repository's backlog (with the run's aging thresholds): its
+    issues age by the tiers they were seen in, and the keys a failed debt cleanup could not fix
+    stay open and age; then suggest ruleset changes for the aged issues it saw."""
+    strategy = state.strategy
+    if strategy is None:
+        return BacklogUpdate(backlog, ())
+    still_open = {
+        key: strategy.phase(phase_id).tier_id
+        for phase_id in failed_cleanups(state)
+        for key in strategy.phase(phase_id).debt_issue_keys
+    }
+    updated = update_backlog(
+        backlog,
+        issue_index(state, details),
+        state.run_id,
+        now_iso,
+        aging=strategy.aging,
+        still_open=still_open,
+    )
+    paths = {key: row.path for key, row in details.items() if row.path}
+    return BacklogUpdate(updated, suggest_rules(updated, state.run_id, strategy, paths))
 
 
 def backlog_marker(repository: str) -> str:
@@ -26,12 +69,14 @@ def backlog_marker(repository: str) -> str:
 def render_backlog_issue(
     repository: str,
     backlog: Backlog,
-    rules: AgingRules,
     now_iso: str,
+    suggestions: Sequence[RuleSuggestion] = (),
     *,
     resolve_after_runs: int = 2,
 ) -> str:
-    """The backlog issue's body: open issues, major (with aged minors) first, then minor."""
+    """The backlog issue's body: suggested ruleset changes, then open issues, major (with aged
+    minors) first, then minor; aged by the repository's thresholds kept with the backlog."""
+    rules = backlog.aging
     major = [e for e in backlog.entries if effective_severity(e, rules) is Severity.MAJOR]
     minor = [e for e in backlog.entries if effective_severity(e, rules) is Severity.MINOR]
     aged = sum(1 for e in major if e.base_severity is Severity.MINOR)
@@ -60,6 +105,7 @@ def render_backlog_issue(
         "the next run may add a `debt_cleanup` phase to work it off. An issue not seen in "
         f"{md.plural(resolve_after_runs, 'run')} in a row counts as fixed and leaves this list.",
     ]
+    lines += _suggestions(suggestions, backlog.last_run)
     if major:
         lines += ["", f"## 🔴 Major ({len(major)})", ""]
         lines += _table(_ordered(major), rules, now_iso, minor_table=False)
@@ -71,6 +117,31 @@ def render_backlog_issue(
         f"`GET /api/repos/{md.text(repository, 200)}/backlog`."
     )
     return md.fit("\n".join(lines) + "\n", md.ISSUE_BODY_LIMIT, pointer)
+
+
+def _suggestions(suggestions: Sequence[RuleSuggestion], run: str | None) -> list[str]:
+    """Each suggested ruleset change as a ready-to-paste snippet (never applied by Autopack)."""
+    if not suggestions:
+        return []
+    after = f" in run {md.code(run, 100, cell=False)}" if run else ""
+    lines = [
+        "",
+        f"## 💡 Suggested ruleset changes ({len(suggestions)})",
+        "",
+        f"These issues aged past the thresholds and came back again{after}. Each snippet is the "
+        "change to `.github/autopack.yml` that would have kept one from coming back. Autopack "
+        "never edits the ruleset: paste what you agree with, merging it with keys the file "
+        "already sets.",
+    ]
+    for suggestion in suggestions:
+        lines += [
+            "",
+            f"**{md.code(suggestion.issue_key, 100, cell=False)}** → "
+            f"{md.code(suggestion.setting, 100, cell=False)}: {md.text(suggestion.why, 300)}.",
+            "",
+            md.code_block(suggestion.snippet, SNIPPET_CHARS, "yaml"),
+        ]
+    return lines
 
 
 def _ordered(entries: list[BacklogEntry]) -> list[BacklogEntry]:

@@ -88,13 +88,13 @@ def _escape_pipe(match: re.Match[str]) -> str:
     return slashes + ("" if len(slashes) % 2 else "\\") + "|"
 
 
-def code_block(value: str, limit: int = 2000) -> str:
+def code_block(value: str, limit: int = 2000, language: str = "text") -> str:
     """Untrusted multi-line text as a fenced code block (its fence longer than any inside)."""
     lines = redact(value).replace("\r\n", "\n").replace("\r", "\n")
     body = cut(_BLOCK_CONTROLS.sub(" ", lines), limit).strip("\n")
     longest = max((len(run) for run in re.findall(r"`{3,}", body)), default=2)
     fence = "`" * (longest + 1)
-    return f"{fence}text\n{body}\n{fence}"
+    return f"{fence}{language}\n{body}\n{fence}"
 
 
 def url(*parts: str) -> str:

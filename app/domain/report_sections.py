@@ -64,7 +64,7 @@ _HEADLINES = {
 }
 # What a terminal state means, for someone who has not read the playbook.
 _MEANINGS = {
-    RunStatus.DONE_SUCCESS: "Every phase of the plan is green on the integration branch.",
+    RunStatus.DONE_SUCCESS: "Every phase the plan asked for is green on the integration branch.",
     RunStatus.DONE_FAILED_BUDGET_EXHAUSTED: (
         "A run budget (tokens, phases, distinct minor issues or wall time) ran out before every "
         "phase was green. Phases already green stay on the branch."
@@ -75,7 +75,7 @@ _MEANINGS = {
     ),
     RunStatus.DONE_FAILED_REQUIRES_HUMAN_REVIEW: (
         "A tier did not end cleanly where the rules leave the next step to a person: a tier "
-        "failed, or major issues remain in a safety-critical run."
+        "failed, or a tier of a safety-critical run ended not clean."
     ),
     RunStatus.DONE_FAILED_ENVIRONMENT: (
         "Something outside the change failed (GitHub, CI, the builder backend or the "

@@ -22,7 +22,7 @@ from app.domain.issues import (
     summarise_tier,
 )
 from app.domain.issues import TierStatus as SummaryStatus
-from app.domain.run_state import RunState, RunStatus, TierStatus
+from app.domain.run_state import PhaseStatus, RunState, RunStatus, TierStatus
 from app.domain.strategy import PhaseStrategy, Strategy, TierStrategy
 
 ARTEFACTS_DIR = ".autonomous_runs"
@@ -198,12 +198,25 @@ def promotion(state: RunState) -> Promotion:
     """Whether the run may be promoted to the default branch, with the reasons if not.
 
     Besides the playbook's rules, a phase pushed without the review it needed (no auditor)
-    keeps the run from promotion: a person reviews it on the pull request first.
+    keeps the run from promotion: a person reviews it on the pull request first; so does a
+    debt cleanup that failed after pushing (the branch holds a change CI did not pass).
     """
     strategy = state.strategy
     over_budget = strategy is not None and state.tokens > strategy.budget.token_cap
     budget_failed = state.status is RunStatus.DONE_FAILED_BUDGET_EXHAUSTED or over_budget
     verdict = promotion_eligibility(state.status.value, tier_summaries(state), budget_failed)
+    # A debt cleanup that failed after pushing left a change CI did not pass on the branch.
+    failed = [p.phase_id for p in state.phases if p.status is PhaseStatus.FAILED and p.last_commit]
+    left = [
+        phase_id
+        for phase_id in failed
+        if strategy is not None
+        and (phase := phase_of(strategy, phase_id)) is not None
+        and phase.is_debt_cleanup
+    ]
+    if left:
+        reason = f"the debt cleanup {', '.join(left)} failed after pushing a change CI did not pass"
+        verdict = Promotion(False, (*verdict.reasons, reason))
     phases = list(dict.fromkeys(phase_id for phase_id, _ in state.needs_review))
     if not phases:
         return verdict

@@ -16,11 +16,19 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import ErrorDetails
 
 from app.domain.classification import DEFAULT_CATEGORY_RULES, CategoryRule, Glob
 from app.domain.gate import MODE_LIMITS, GatePolicy
+from app.domain.issue_record import Severity
 from app.domain.taxonomy import (
     HIGH_RISK,
     AuditorProfile,
@@ -157,7 +165,11 @@ class CategoryOverride(_Model):
     max_builder_attempts: Positive | None = None
     """Builder attempts for such a phase (instead of budgets.phase.max_builder_attempts)."""
     auto_apply: bool | None = None
-    """False: a debt_cleanup patch for this category is never applied automatically."""
+    """False: no change of such a phase is pushed without a review (the auditor's, or with no
+    auditor a person's on the pull request)."""
+    issue_severity: Severity | None = None
+    """major: issues of this category, and issues the builder or auditor report from its
+    phases, count as major whatever severity they were reported with (high-risk default)."""
 
 
 def _high_risk_overrides() -> dict[TaskCategory, CategoryOverride]:
@@ -169,6 +181,7 @@ def _high_risk_overrides() -> dict[TaskCategory, CategoryOverride]:
             auditor_profile=row.auditor_profile,
             max_builder_attempts=row.max_builder_attempts,
             auto_apply=row.auto_apply,
+            issue_severity=Severity.MAJOR,
         )
         for category, row in HIGH_RISK.items()
     }
@@ -354,6 +367,24 @@ class Artefacts(_Model):
     """Commit .autonomous_runs/<run>/ on the integration branch."""
 
 
+class BuilderRouting(_Model):
+    """Which operator builder profile works on which phases; a key left out falls back to
+    `default`, and `default` to `builder`."""
+
+    default: Name | None = None
+    """Every phase not routed below (the same as the top-level `builder`)."""
+    tweak_light: Name | None = None
+    """Phases in builder mode tweak_light (1-2 files, small diffs)."""
+    scaffolding_heavy: Name | None = None
+    """Phases in builder mode scaffolding_heavy (new modules)."""
+    refactor_heavy: Name | None = None
+    """Phases in builder mode refactor_heavy."""
+    schema_heavy: Name | None = None
+    """Phases in builder mode schema_heavy."""
+    debt_cleanup: Name | None = None
+    """The debt_cleanup phase a run inserts for aged issues (before its builder mode)."""
+
+
 class Ruleset(_Model):
     """`.github/autopack.yml`: every key is optional."""
 
@@ -364,7 +395,11 @@ class Ruleset(_Model):
     safety_profile: SafetyProfile = SafetyProfile.NORMAL
     """safety_critical: strict CI, tighter issue tolerance, majors fail the run."""
     builder: Name = "default"
-    """Name of an operator builder profile (AUTOPACK_CONFIG [builders])."""
+    """Name of an operator builder profile (AUTOPACK_CONFIG [builders]) for every phase that
+    `builders` does not route elsewhere."""
+    builders: BuilderRouting = BuilderRouting()
+    """Builder profiles per builder mode and for debt cleanup, e.g. {default: strong,
+    tweak_light: cheap}."""
     auditor: Name | None = None
     """Name of an operator auditor profile; null: no auditor."""
     budgets: Budgets = Budgets()
@@ -381,6 +416,29 @@ class Ruleset(_Model):
     """Local probes; run only if the operator allows probes."""
     artefacts: Artefacts = Artefacts()
     """Run artefacts."""
+
+    @field_validator("builders", mode="after")
+    @classmethod
+    def _one_default(cls, value: BuilderRouting, info: ValidationInfo) -> BuilderRouting:
+        builder = info.data.get("builder", "default")
+        if value.default is not None and builder not in ("default", value.default):
+            raise ValueError(
+                f"default names {value.default!r} but builder names {builder!r}: they are the "
+                "same setting, keep one"
+            )
+        return value
+
+    def builder_for(self, mode: BuilderMode, *, debt_cleanup: bool = False) -> str:
+        """The builder profile that works on a phase in `mode` (or the debt_cleanup phase)."""
+        routing = self.builders
+        routed = routing.debt_cleanup if debt_cleanup else None
+        return routed or getattr(routing, mode.value) or routing.default or self.builder
+
+    def builder_profiles(self) -> tuple[str, ...]:
+        """Every builder profile the ruleset names (the default first, then the routed ones)."""
+        routing = self.builders
+        names = (routing.default or self.builder, *routing.model_dump().values())
+        return tuple(dict.fromkeys(name for name in names if name))
 
 
 def schema_json() -> str:

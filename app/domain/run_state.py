@@ -107,6 +107,9 @@ class Awaiting:
     rerun: int = 0
     auditor_patch: bool = False
     reason: AuditReason | None = None  # why the auditor in flight (or whose patch) was called
+    # Why the change being pushed needed a review it did not get (no auditor): marked on the
+    # phase once the push lands, so an attempt lost before it marks nothing.
+    unreviewed: tuple[str, ...] = ()
 
     def label(self) -> tuple[str | int, ...]:
         """A short tuple for logs, e.g. ("ci", sha, 1)."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from app.domain.backlog import AgingRules
 from app.domain.gate import GatePolicy
 from app.domain.issue_record import Severity
 from app.domain.taxonomy import (
@@ -120,6 +121,9 @@ class PhaseStrategy:
     gate: GateSettings
     debt_issue_keys: tuple[str, ...] = ()
     category_reason: str = ""  # what gave the category, for people ("set in the plan", …)
+    builder_profile: str = ""  # the operator profile that builds it (routed by mode)
+    # Issues its builder or auditor report count as major (high-risk work, the playbook's table).
+    reported_issues_major: bool = False
 
     @property
     def review_reason(self) -> str:
@@ -130,8 +134,9 @@ class PhaseStrategy:
 
     @property
     def is_debt_cleanup(self) -> bool:
-        """True for a phase the strategy inserted to work off aged issues."""
-        return self.task_category is TaskCategory.DEBT_CLEANUP
+        """True for a phase the strategy inserted to work off aged issues (not for a phase the
+        plan itself put in the debt_cleanup category: that one was asked for)."""
+        return bool(self.debt_issue_keys)
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,10 @@ class Strategy:
     plan_warnings: tuple[str, ...] = ()
     commit_artefacts: bool = True
     probes: tuple[ProbeCommand, ...] = ()
+    # The repository's aging thresholds, kept with its backlog when the run ends.
+    aging: AgingRules = field(default_factory=AgingRules)
+    # Issue categories whose issues count as major whatever they were reported as.
+    major_issue_categories: tuple[str, ...] = ()
 
     def phase(self, phase_id: str) -> PhaseStrategy:
         """One phase by id (KeyError if unknown)."""
@@ -194,6 +203,10 @@ class Strategy:
             if phase.phase_id == phase_id:
                 return phase
         raise KeyError(phase_id)
+
+    def builder_for(self, phase_id: str) -> str:
+        """The builder profile that works on one phase (routed by its mode, else the run's)."""
+        return self.phase(phase_id).builder_profile or self.builder_profile
 
     def tier(self, tier_id: str) -> TierStrategy:
         """One tier by id (KeyError if unknown)."""
@@ -232,7 +245,7 @@ class Strategy:
                 TierStrategy(**{**tier, "phase_ids": tuple(tier["phase_ids"])})
                 for tier in data["tiers"]
             ),
-            phases=tuple(_phase(phase) for phase in data["phases"]),
+            phases=tuple(_phase(phase, data["builder_profile"]) for phase in data["phases"]),
             effective_severity={k: Severity(v) for k, v in data["effective_severity"].items()},
             remaining_tiers=tuple(data["remaining_tiers"]),
             plan_warnings=tuple(data["plan_warnings"]),
@@ -240,6 +253,9 @@ class Strategy:
             probes=tuple(
                 ProbeCommand(item["name"], tuple(item["argv"])) for item in data.get("probes", ())
             ),
+            # Strategies stored before these keys existed get the defaults.
+            aging=AgingRules(**data.get("aging", {})),
+            major_issue_categories=tuple(data.get("major_issue_categories", ())),
         )
 
 
@@ -251,9 +267,10 @@ def _ci_profile(data: dict[str, Any]) -> CIProfileSettings:
     )
 
 
-def _phase(data: dict[str, Any]) -> PhaseStrategy:
+def _phase(data: dict[str, Any], builder_profile: str) -> PhaseStrategy:
     return PhaseStrategy(
         **{
+            "builder_profile": builder_profile,  # stored before routing: the run's one profile
             **data,
             "task_category": TaskCategory(data["task_category"]),
             "complexity": Complexity(data["complexity"]),

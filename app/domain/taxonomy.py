@@ -131,3 +131,18 @@ HIGH_RISK: dict[TaskCategory, HighRiskDefaults] = {
         False,
     ),
 }
+
+
+def issue_categories(category: TaskCategory) -> tuple[str, ...]:
+    """The issue categories that belong to a kind of work: its own name, and for a high-risk
+    category the playbook's issue category too (`security_auth` -> `security_auth_change`)."""
+    row = HIGH_RISK.get(category)
+    return (category.value,) if row is None else (category.value, row.issue_category)
+
+
+def task_category_of(issue_category: str) -> TaskCategory | None:
+    """The task category an issue category belongs to (None for `lint`, `ci`, ...)."""
+    for category in TaskCategory:
+        if issue_category in issue_categories(category):
+            return category
+    return None

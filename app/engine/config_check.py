@@ -45,7 +45,7 @@ class ConfigCheck:
                 gh, change.repository, change.base_sha
             ):
                 return  # the pull request leaves the file as it is
-            feedback = review_ruleset(text, operator.builders, operator.auditors)
+            feedback = review_ruleset(text, operator.nameable_builders(), operator.auditors)
         except (FileTooLarge, NotAFile) as exc:
             text, feedback = None, unreadable(str(exc))
         if await find_check_run(gh, change.repository, change.sha, CHECK_NAME, EXTERNAL_ID):

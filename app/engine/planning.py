@@ -13,7 +13,7 @@ from app.config import Settings
 from app.domain import report_markdown as md
 from app.domain.backlog import Backlog
 from app.domain.compiler import OperatorCaps, RunIdentity, compile_strategy
-from app.domain.config_feedback import missing_default_builder
+from app.domain.config_feedback import missing_default_builder, unknown_builders
 from app.domain.plan import MAX_BODY_BYTES, has_checklist, parse_plan, select_for_run
 from app.domain.ruleset import RULESET_PATH, RulesetError, load_ruleset
 from app.domain.strategy import Strategy
@@ -92,12 +92,14 @@ async def plan_run(
     except (RulesetError, FileTooLarge, NotAFile) as exc:
         return refuse(str(exc))
     operator = settings.operator
-    if text is None and ruleset.builder not in operator.builders:
-        return refuse(missing_default_builder(operator.builders))
-    if ruleset.builder not in operator.builders:
+    nameable = operator.nameable_builders()
+    if text is None and ruleset.builder not in nameable:
+        return refuse(missing_default_builder(nameable))
+    if unknown := unknown_builders(ruleset, nameable):
+        key, name = unknown[0]
         return refuse(
-            f"{RULESET_PATH} names builder profile {ruleset.builder!r}, which the operator has "
-            "not configured (AUTOPACK_CONFIG [builders])"
+            f"{RULESET_PATH} names builder profile {name!r} ({key}), which the operator has "
+            "not configured for repositories (AUTOPACK_CONFIG [builders])"
         )
     plan = parse_plan(title, body)
     planner_tokens = 0
@@ -139,14 +141,16 @@ def render_plan_preview(planned: Planned) -> str:
         f"`{strategy.builder_profile}`, auditor `{strategy.auditor_backend or 'none'}`, token cap "
         f"{strategy.budget.token_cap:,}.",
         "",
-        "| tier | phase | category / complexity / mode | category from | CI | attempts | tokens |",
-        "|---|---|---|---|---|---:|---:|",
+        "| tier | phase | category / complexity / mode | category from | builder | CI | attempts "
+        "| tokens |",
+        "|---|---|---|---|---|---|---:|---:|",
     ]
     for phase in strategy.phases:
         lines.append(
             f"| {phase.tier_id} | {md.text(phase.title, 80)} | {phase.task_category} / "
             f"{phase.complexity} / {phase.builder_mode} | "
-            f"{md.text(phase.category_reason or '—', 120)} | {phase.ci_profile} | "
+            f"{md.text(phase.category_reason or '—', 120)} | "
+            f"`{strategy.builder_for(phase.phase_id)}` | {phase.ci_profile} | "
             f"{phase.max_builder_attempts} | {phase.incident_token_cap:,} |"
         )
     lines += _review_warnings(strategy)

@@ -49,9 +49,7 @@ def project(
     return ProgressDelta(
         tiers=tier_rows(before, after),
         phases=phase_rows(before, after),
-        started=tuple(
-            _started(after.run_id, effect, at) for effect in effects if _starts_attempt(effect)
-        ),
+        started=tuple(_started(after, effect, at) for effect in effects if _starts_attempt(effect)),
         attempts=tuple(updates),
         issues=issue_rows(before, after, event),
         close_running=close,
@@ -196,13 +194,16 @@ def _starts_attempt(effect: Effect) -> bool:
     return isinstance(effect, RunBuilder)
 
 
-def _started(run_id: str, effect: Effect, at: datetime) -> AttemptRow:
+def _started(run: RunState, effect: Effect, at: datetime) -> AttemptRow:
     assert isinstance(effect, RunBuilder | RunAuditor)
+    assert run.strategy is not None, "no attempt starts before the strategy is frozen"
+    auditor = isinstance(effect, RunAuditor)
+    profile = run.strategy.auditor_backend if auditor else run.strategy.builder_for(effect.phase_id)
     return AttemptRow(
-        run_id=run_id,
+        run_id=run.run_id,
         phase_id=effect.phase_id,
         attempt=effect.attempt,
-        actor="auditor" if isinstance(effect, RunAuditor) else "builder",
+        actor="auditor" if auditor else "builder",
         started_at=at,
         finished_at=None,
         outcome=rows.RUNNING,
@@ -210,6 +211,7 @@ def _started(run_id: str, effect: Effect, at: datetime) -> AttemptRow:
         commit_sha=None,
         ci_result=None,
         summary="",
+        profile=profile or "",
     )
 
 
@@ -251,10 +253,18 @@ def _attempt_update(
         outcome = rows.GREEN
     elif not continuing:
         outcome = _failure(event, before)
+    review = (
+        isinstance(event, AuditorFinished)
+        and before.awaiting is not None
+        and before.awaiting.kind is AwaitKind.REVIEW
+    )
+    reviewer = after.strategy.auditor_backend if review and after.strategy else None
     return AttemptUpdate(
         phase_id=phase_id,
         attempt=attempt,
         add_tokens=tokens,
+        add_review_tokens=tokens if review else 0,
+        review_profile=reviewer,
         outcome=outcome,
         finished_at=at if outcome is not None else None,
         commit_sha=commit,

@@ -224,6 +224,11 @@ class RunAttemptRow(Base):
     commit_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ci_result: Mapped[str | None] = mapped_column(String(16), nullable=True)
     summary: Mapped[str] = mapped_column(Text)
+    # The operator profile that made it ("" for attempts recorded before profiles were kept),
+    # and the auditor profile and tokens of its pre-push review (counted in `tokens` too).
+    profile: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    review_profile: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    review_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class RunIssueRow(Base):

@@ -97,6 +97,9 @@ class AttemptRow:
     commit_sha: str | None
     ci_result: str | None  # green | red | no_ci | timed_out, once CI judged the commit
     summary: str  # one line: what the attempt did, or why it failed
+    profile: str = ""  # the operator profile that made it ("" if recorded before profiles were)
+    review_profile: str | None = None  # the auditor profile of its pre-push review, if any
+    review_tokens: int = 0  # what that review spent (part of `tokens`)
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,22 @@ class SliceSpend:
     auditor_helped: int  # ... and that then went green
 
 
+# ProfileSpend.role of a pre-push review (attempts themselves are "builder" or "auditor").
+REVIEWER = "reviewer"
+
+
+@dataclass(frozen=True)
+class ProfileSpend:
+    """Spend of one operator profile in one role (the budget report): `builder` attempts,
+    `auditor` escalations, or `reviewer` pre-push reviews."""
+
+    profile: str
+    role: str
+    attempts: int
+    runs: int
+    tokens: int
+
+
 @dataclass(frozen=True)
 class AttemptUpdate:
     """Fields of one attempt that an event changed (None: unchanged)."""
@@ -143,6 +162,8 @@ class AttemptUpdate:
     commit_sha: str | None = None
     ci_result: str | None = None
     summary: str | None = None
+    add_review_tokens: int = 0  # tokens of its pre-push review (added to `tokens` as well)
+    review_profile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,9 +221,13 @@ async def write_progress(session: AsyncSession, run_id: str, delta: ProgressDelt
         values: dict[str, Any] = {}
         if change.add_tokens:
             values["tokens"] = RunAttemptRow.tokens + change.add_tokens
+        if change.add_review_tokens:
+            values["review_tokens"] = RunAttemptRow.review_tokens + change.add_review_tokens
         for name in ("outcome", "finished_at", "commit_sha", "ci_result", "summary"):
             if (value := getattr(change, name)) is not None:
                 values[name] = value
+        if change.review_profile is not None:
+            values["review_profile"] = change.review_profile
         if values:
             await session.execute(
                 update(RunAttemptRow)
@@ -329,6 +354,48 @@ class ProgressStore:
                 for r in await session.execute(statement)
             ]
         return sorted(result, key=lambda s: (-s.tokens, s.task_category, s.complexity))
+
+    async def spend_by_profile(
+        self, repository: str | None = None, since: datetime | None = None
+    ) -> list[ProfileSpend]:
+        """Tokens per operator profile and role over the attempts of matching runs, biggest
+        first; a pre-push review's tokens count for the reviewer, not the attempt's maker."""
+        attempt = RunAttemptRow
+        made = select(
+            attempt.profile,
+            attempt.actor,
+            func.count(),
+            func.count(func.distinct(attempt.run_id)),
+            func.coalesce(func.sum(attempt.tokens - attempt.review_tokens), 0),
+        ).group_by(attempt.profile, attempt.actor)
+        reviewed = (
+            select(
+                attempt.review_profile,
+                func.count(),
+                func.count(func.distinct(attempt.run_id)),
+                func.coalesce(func.sum(attempt.review_tokens), 0),
+            )
+            .where(attempt.review_profile.is_not(None))
+            .group_by(attempt.review_profile)
+        )
+        statements = []
+        for statement in (made, reviewed):
+            statement = statement.join(RunRow, RunRow.id == attempt.run_id)
+            if repository is not None:
+                statement = statement.where(RunRow.repository == repository)
+            if since is not None:
+                statement = statement.where(RunRow.created_at >= since)
+            statements.append(statement)
+        async with self._sessions() as session:
+            spend = [
+                ProfileSpend(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4] or 0))
+                for r in await session.execute(statements[0])
+            ]
+            spend += [
+                ProfileSpend(str(r[0]), REVIEWER, int(r[1]), int(r[2]), int(r[3] or 0))
+                for r in await session.execute(statements[1])
+            ]
+        return sorted(spend, key=lambda s: (-s.tokens, s.profile, s.role))
 
 
 def _columns(row: Any, model: Any) -> dict[str, Any]:

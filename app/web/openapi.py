@@ -193,6 +193,17 @@ SCHEMAS: dict[str, Schema] = {
             "commit_sha": nullable(STR),
             "ci_result": nullable(STR),
             "summary": STR,
+            "profile": {
+                "type": "string",
+                "description": "The operator profile that made it (empty if not recorded)",
+            },
+            "review_profile": nullable(
+                {"type": "string", "description": "The auditor profile of its pre-push review"}
+            ),
+            "review_tokens": {
+                "type": "integer",
+                "description": "Tokens its pre-push review spent (part of tokens)",
+            },
         }
     ),
     "Issue": obj(
@@ -301,6 +312,15 @@ SCHEMAS: dict[str, Schema] = {
             "auditor_helped": INT,
         }
     ),
+    "ProfileSpend": obj(
+        {
+            "profile": {"type": "string", "description": "An operator profile name"},
+            "role": {"type": "string", "enum": ["builder", "auditor", "reviewer"]},
+            "attempts": INT,
+            "runs": INT,
+            "tokens": INT,
+        }
+    ),
     "BudgetAbort": obj(
         {
             "run_id": STR,
@@ -330,6 +350,7 @@ SCHEMAS: dict[str, Schema] = {
             ),
             "budget_aborts": array(ref("BudgetAbort")),
             "slices": array(ref("Slice")),
+            "profiles": array(ref("ProfileSpend")),
             "auditor": obj({"phases_escalated": INT, "phases_helped": INT}),
         }
     ),

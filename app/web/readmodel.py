@@ -8,7 +8,7 @@ returns). Its methods are stable names:
 * `run_events(run_id, after, limit)`: the run's log after a sequence number;
 * `repo_backlog(repository)`: a repository's open issues with their effective severities;
 * `budget_report(repository, since)`: budget aborts, spend per task_category:complexity slice
-  and whether escalating to the auditor helped.
+  and per operator profile, and whether escalating to the auditor helped.
 
 Times are ISO 8601 strings in UTC. Nothing here writes.
 """
@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.domain.backlog import AgingRules, BacklogEntry, effective_severity
+from app.domain.backlog import BacklogEntry, effective_severity
 from app.domain.issue_record import Severity
 from app.domain.report import promotion, tier_summaries
 from app.domain.run_state import PhaseStatus, RunState, RunStatus
@@ -35,7 +35,15 @@ from app.engine.envelope import Envelope
 from app.store.backlogs import BacklogStore
 from app.store.db import session_factory
 from app.store.models import RunRow
-from app.store.progress import AttemptRow, IssueRow, PhaseRow, ProgressStore, SliceSpend, TierRow
+from app.store.progress import (
+    AttemptRow,
+    IssueRow,
+    PhaseRow,
+    ProfileSpend,
+    ProgressStore,
+    SliceSpend,
+    TierRow,
+)
 from app.store.runs import RunRecord, RunStore
 
 Json = dict[str, Any]
@@ -294,14 +302,14 @@ class ReadModel:
             "next_after": records[-1].seq if more else None,
         }
 
-    async def repo_backlog(self, repository: str, rules: AgingRules | None = None) -> Json:
+    async def repo_backlog(self, repository: str) -> Json:
         """The repository's open issues, effective major first; empty if it has no backlog.
 
-        Effective severity uses `rules` (default: the ruleset's default aging thresholds; a
-        repository's own thresholds live in its ruleset, which the server does not keep).
+        Effective severity uses the repository's own aging thresholds, which the last run kept
+        with the backlog (the defaults before any run).
         """
-        rules = rules or AgingRules()
         backlog = await self._backlogs.get(repository)
+        rules = backlog.aging
 
         def order(entry: BacklogEntry) -> tuple[int, int, int, str]:
             major = effective_severity(entry, rules) is Severity.MAJOR
@@ -334,13 +342,16 @@ class ReadModel:
     async def budget_report(
         self, repository: str | None = None, since: datetime | None = None
     ) -> Json:
-        """Budget aborts, spend per slice, auditor help.
+        """Budget aborts, spend per slice and per profile, auditor help.
 
-        An abort names the tier and phase the run stopped in (`tier_id`, `phase_id`), the tier
-        and the task_category:complexity slice that spent the most tokens, and whether a phase
-        escalated to the auditor went green afterwards (`auditor_helped`).
+        `profiles` is the spend of each operator profile in each role: `builder` attempts,
+        `auditor` escalations and `reviewer` pre-push reviews. An abort names the tier and phase
+        the run stopped in (`tier_id`, `phase_id`), the tier and the task_category:complexity
+        slice that spent the most tokens, and whether a phase escalated to the auditor went
+        green afterwards (`auditor_helped`).
         """
         slices = await self._progress.spend_by_slice(repository=repository, since=since)
+        profiles = await self._progress.spend_by_profile(repository=repository, since=since)
         aborts = await self._runs.list_runs(
             repository=repository, status=BUDGET_EXHAUSTED, since=since, limit=MAX_BUDGET_ABORTS
         )
@@ -351,6 +362,7 @@ class ReadModel:
             "runs": {"total": sum(by_status.values()), "by_status": by_status},
             "budget_aborts": [await self._abort(record) for record in aborts],
             "slices": [slice_json(s) for s in slices],
+            "profiles": [profile_json(p) for p in profiles],
             "auditor": {
                 "phases_escalated": sum(s.auditor_called for s in slices),
                 "phases_helped": sum(s.auditor_helped for s in slices),
@@ -446,6 +458,11 @@ def attempt_json(attempt: AttemptRow) -> Json:
 def issue_json(issue: IssueRow) -> Json:
     """An issue row as JSON."""
     return {k: v for k, v in issue.__dict__.items() if k != "run_id"}
+
+
+def profile_json(spend: ProfileSpend) -> Json:
+    """A profile's spend in one role as JSON."""
+    return dict(spend.__dict__)
 
 
 def slice_json(spend: SliceSpend) -> Json:

@@ -66,14 +66,20 @@ def make_strategy(
     minor_tolerance: int = 10,
     major_tolerance: int | None = None,
     commit_artefacts: bool = True,
+    debt_cleanup: bool = False,
+    reported_issues_major: bool = False,
+    major_issue_categories: tuple[str, ...] = (),
 ) -> Strategy:
-    """A valid strategy with `tiers[i]` phases in tier i (phase ids p1, p2, ...)."""
+    """A valid strategy with `tiers[i]` phases in tier i (phase ids p1, p2, ...); with
+    `debt_cleanup`, the last tier ends with the debt-cleanup phase `debt` (of `lint:old`)."""
     phases: list[PhaseStrategy] = []
     tier_values: list[TierStrategy] = []
     for t, count in enumerate(tiers, start=1):
         ids = []
-        for _ in range(count):
-            phase_id = f"p{len(phases) + 1}"
+        last = t == len(tiers)
+        for n in range(count + (1 if debt_cleanup and last else 0)):
+            debt = n == count
+            phase_id = "debt" if debt else f"p{len(phases) + 1}"
             ids.append(phase_id)
             phases.append(
                 PhaseStrategy(
@@ -92,6 +98,8 @@ def make_strategy(
                     wall_seconds=1800,
                     auto_apply=auto_apply,
                     gate=GateSettings(max_files=30, max_lines=3000),
+                    debt_issue_keys=("lint:old",) if debt else (),
+                    reported_issues_major=reported_issues_major,
                 )
             )
         tier_values.append(
@@ -120,6 +128,7 @@ def make_strategy(
         tiers=tuple(tier_values),
         phases=tuple(phases),
         commit_artefacts=commit_artefacts,
+        major_issue_categories=major_issue_categories,
     )
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.domain.backlog import Backlog, BacklogEntry
+from app.domain.backlog import AgingRules, Backlog, BacklogEntry
 from app.domain.compiler import OperatorCaps, RunIdentity, compile_strategy
 from app.domain.issue_record import Severity
 from app.domain.plan import parse_plan, select_for_run
@@ -153,16 +154,99 @@ def test_aged_issues_become_major_and_get_a_cleanup_phase() -> None:
     backlog = Backlog((aged("lint:unused", "style"), aged("gate:x", "security_auth_change")))
     strategy = compile_(backlog=backlog)
     assert strategy.effective_severity == {"lint:unused": Severity.MAJOR, "gate:x": Severity.MAJOR}
-    debt = strategy.phase("T1.DEBT")
+    debt = strategy.phase("T2.DEBT")
     assert debt.is_debt_cleanup
     assert set(debt.debt_issue_keys) == {"lint:unused", "gate:x"}
     assert debt.incident_token_cap == 100_000
     assert not debt.auto_apply  # one of them is a high-risk category
-    assert strategy.tier("T1").phase_ids[-1] == "T1.DEBT"
+    # Last in the run: no phase that was asked for builds on what the cleanup leaves.
+    assert strategy.phases[-1] == debt
+    assert strategy.tier("T2").phase_ids == ("T2.P1", "T2.DEBT")
     assert (
         compile_("aging: {debt_cleanup: {enabled: false}}", backlog=backlog).phases[-1].phase_id
         == "T2.P1"
     )
+    # The repository's thresholds travel with the strategy (and so to the backlog at the end).
+    assert strategy.aging == AgingRules(3, 2)
+    own = compile_("aging: {minor_to_major_after_runs: 9, minor_to_major_after_tiers: 9}")
+    assert own.aging == AgingRules(9, 9)
+    assert Strategy.from_json(own.to_json()).aging == AgingRules(9, 9)
+
+
+def test_a_phase_the_plan_puts_in_debt_cleanup_was_asked_for() -> None:
+    (phase,) = compile_(body="- [ ] Tidy the old helpers {category=debt_cleanup}\n").phases
+    assert phase.task_category is TaskCategory.DEBT_CLEANUP
+    assert not phase.is_debt_cleanup  # only the phase the strategy inserts is best-effort
+
+
+ROUTING = """
+builders: {default: strong, tweak_light: cheap, debt_cleanup: janitor}
+"""
+ROUTING_CASES = [
+    # (id, ruleset, plan item, the profile its phase runs)
+    ("no routing: the one builder", "builder: claude", "- [ ] Add it", "claude"),
+    ("builders.default", ROUTING, "- [ ] Add it", "strong"),
+    ("a routed mode", ROUTING, "- [ ] Fix a typo {mode=tweak_light}", "cheap"),
+    ("a mode routed by complexity", ROUTING, "- [ ] Note it {complexity=low}", "cheap"),
+    ("an unrouted mode falls back", ROUTING, "- [ ] Split it {mode=refactor_heavy}", "strong"),
+    ("builder as the fallback", "builder: claude\nbuilders: {schema_heavy: big}",
+     "- [ ] Move it {mode=scaffolding_heavy}", "claude"),
+    ("builder and builders.default agree", "builder: strong\nbuilders: {default: strong}",
+     "- [ ] Add it", "strong"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("yaml", "item", "profile"), [pytest.param(*case[1:], id=case[0]) for case in ROUTING_CASES]
+)
+def test_each_phase_runs_the_profile_its_mode_is_routed_to(
+    yaml: str, item: str, profile: str
+) -> None:
+    strategy = compile_(yaml, body=item + "\n")
+    (phase,) = strategy.phases
+    assert phase.builder_profile == profile
+    assert strategy.builder_for(phase.phase_id) == profile
+    assert Strategy.from_json(strategy.to_json()).phases[0].builder_profile == profile
+
+
+def test_the_debt_cleanup_phase_has_a_route_of_its_own() -> None:
+    backlog = Backlog((aged("lint:unused", "style"),))
+    routed = compile_(ROUTING, backlog=backlog)
+    assert routed.phase("T2.DEBT").builder_profile == "janitor"
+    by_mode = compile_("builders: {scaffolding_heavy: mid}", backlog=backlog)
+    assert by_mode.phase("T2.DEBT").builder_profile == "mid"  # its mode's route, without one
+    assert compile_(backlog=backlog).phase("T2.DEBT").builder_profile == "default"
+
+
+def test_a_strategy_stored_before_routing_runs_every_phase_on_its_one_profile() -> None:
+    data = compile_("builder: claude").to_json()
+    for phase in data["phases"]:
+        del phase["builder_profile"], phase["reported_issues_major"]
+    del data["aging"], data["major_issue_categories"]
+    stored = Strategy.from_json(data)
+    assert {phase.builder_profile for phase in stored.phases} == {"claude"}
+    assert (stored.aging, stored.major_issue_categories) == (AgingRules(), ())
+
+
+def test_high_risk_work_makes_its_issues_major_unless_the_ruleset_says_otherwise() -> None:
+    strategy = compile_()
+    settings_phase, login, readme = strategy.phases
+    assert login.reported_issues_major  # security_auth: the playbook's default-major row
+    assert not settings_phase.reported_issues_major
+    assert not readme.reported_issues_major
+    assert {"security_auth_change", "schema_contract_change", "bulk_multi_file_operation",
+            "index_registry_change", "cross_cutting_refactor"} <= set(
+        strategy.major_issue_categories
+    )  # fmt: skip
+    assert "docs" not in strategy.major_issue_categories
+    relaxed = compile_(
+        "categories: {overrides: {security_auth: {issue_severity: minor}, "
+        "docs: {issue_severity: major}}}"
+    )
+    assert not relaxed.phases[1].reported_issues_major
+    assert relaxed.phases[2].reported_issues_major
+    assert "security_auth_change" not in relaxed.major_issue_categories
+    assert "docs" in relaxed.major_issue_categories
 
 
 def test_no_checklist_is_one_phase() -> None:

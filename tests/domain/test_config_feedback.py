@@ -187,3 +187,33 @@ def test_config_change(event_name: str, payload: dict[str, Any], expected: str |
         assert change == ConfigChange(
             "Codertocat/Hello-World", pull["head"]["sha"], pull["base"]["sha"]
         )
+
+
+ROUTED = [
+    # (id, file, the profiles a repository may name, problems as (line, message start))
+    ("every route known", b"builders: {default: claude, tweak_light: default}\n", BUILDERS, []),
+    ("an unknown route", b"version: 1\nbuilders:\n  tweak_light: cheap\n", BUILDERS,
+     [(2, "builders.tweak_light: 'cheap' is not a builder profile this Autopack deployment")]),
+    ("builders.default replaces builder", b"builders: {default: ghost}\n", BUILDERS,
+     [(1, "builders.default: 'ghost' is not a builder profile")]),
+    ("a profile repositories may not name", b"builder: claude\n", ("default",),
+     [(1, "builder: 'claude' is not a builder profile")]),
+    ("two unknown routes", b"builders: {debt_cleanup: janitor, schema_heavy: big}\n", BUILDERS,
+     [(1, "builders.schema_heavy: 'big'"), (1, "builders.debt_cleanup: 'janitor'")]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "builders", "expected"), [pytest.param(*case[1:], id=case[0]) for case in ROUTED]
+)
+def test_every_routed_builder_profile_is_checked(
+    text: bytes, builders: tuple[str, ...], expected: list[tuple[int, str]]
+) -> None:
+    feedback = review_ruleset(text, builders, AUDITORS)
+    assert feedback.conclusion == ("failure" if expected else "success")
+    got = [(p.line, p.message) for p in feedback.problems]
+    assert len(got) == len(expected)
+    for (line, message), (want_line, want) in zip(got, expected, strict=True):
+        assert line == want_line
+        assert message.startswith(want), message
+        assert message.endswith("runs are refused")

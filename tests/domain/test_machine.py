@@ -49,6 +49,8 @@ from app.domain.events import (
 from app.domain.gate import Decision
 from app.domain.issue_record import Severity
 from app.domain.machine import advance, handles, start_run
+from app.domain.machine_steps import unclean_reasons
+from app.domain.report_view import promotion
 from app.domain.run_state import (
     AuditReason,
     AwaitKind,
@@ -105,6 +107,11 @@ def ci(result: CIResult, phase: str = "p1", attempt: int = 1, rerun: int = 0) ->
 
 def audited(verdict: AuditorVerdict, phase: str = "p1", attempt: int = 1) -> AuditorFinished:
     return AuditorFinished(phase, attempt, verdict, tokens_used=5, summary="auditor view")
+
+
+def flaky_green(phase: str = "p1", attempt: int = 1) -> CIFinished:
+    """CI green with a flaky check: a minor issue."""
+    return CIFinished(phase, f"sha-{phase}-{attempt}", CIResult.GREEN, flaky_checks=("lint",))
 
 
 def at_ci(attempt: int = 1) -> list[Event]:
@@ -199,6 +206,37 @@ ROWS: list[tuple[str, dict[str, Any], list[Event] | None, Event, RunStatus, list
     ("snapshot, safety_critical tier with a major", {"safety_profile":
      SafetyProfile.SAFETY_CRITICAL, "tiers": (1, 1)}, [*at_ci(), ci(CIResult.NO_CI)],
      SnapshotCreated("p1", "t"), S.DONE_FAILED_REQUIRES_HUMAN_REVIEW, END),
+    ("snapshot, safety_critical tier over its minor tolerance", {"safety_profile":
+     SafetyProfile.SAFETY_CRITICAL, "tiers": (1, 1), "minor_tolerance": 0},
+     [*at_ci(), flaky_green()], SnapshotCreated("p1", "t"), S.DONE_FAILED_REQUIRES_HUMAN_REVIEW,
+     END),
+    ("snapshot, normal tier over its minor tolerance goes on", {"tiers": (1, 1),
+     "minor_tolerance": 0}, [*at_ci(), flaky_green()], SnapshotCreated("p1", "t"),
+     S.PHASE_EXECUTION, ["Report", "RunBuilder"]),
+    ("snapshot, safety_critical tier that reached its token cap", {"safety_profile":
+     SafetyProfile.SAFETY_CRITICAL, "tiers": (1, 1), "tier_token_cap": 10},
+     [*at_ci(), ci(CIResult.GREEN)], SnapshotCreated("p1", "t"),
+     S.DONE_FAILED_REQUIRES_HUMAN_REVIEW, END),
+    ("snapshot, clean safety_critical tier goes on", {"safety_profile":
+     SafetyProfile.SAFETY_CRITICAL, "tiers": (1, 1)}, [*at_ci(), ci(CIResult.GREEN)],
+     SnapshotCreated("p1", "t"), S.PHASE_EXECUTION, ["Report", "RunBuilder"]),
+    ("debt cleanup fails: the run succeeds", {"debt_cleanup": True, "max_builder_attempts": 1,
+     "auditor_backend": None}, green_phase("p1"), broke("debt"), S.DONE_SUCCESS, END),
+    ("debt cleanup fails, safety_critical: the run succeeds", {"debt_cleanup": True,
+     "max_builder_attempts": 1, "auditor_backend": None, "safety_profile":
+     SafetyProfile.SAFETY_CRITICAL}, green_phase("p1"), broke("debt"), S.DONE_SUCCESS, END),
+    ("debt cleanup fails, single_tier: the run succeeds", {"debt_cleanup": True,
+     "max_builder_attempts": 1, "auditor_backend": None, "run_scope": RunScope.SINGLE_TIER},
+     green_phase("p1"), broke("debt"), S.DONE_SUCCESS, END),
+    ("debt cleanup at the run token cap: only the cleanup stops", {"debt_cleanup": True,
+     "run_token_cap": 15}, green_phase("p1"), broke("debt"), S.DONE_SUCCESS, END),
+    ("debt cleanup over the minor cap: only the cleanup stops", {"debt_cleanup": True,
+     "max_minor_issues": 1}, green_phase("p1"), BuilderFinished("debt", 1, OK, issues=(
+         Finding("a", Severity.MINOR, "x"), Finding("b", Severity.MINOR, "x"))),
+     S.DONE_SUCCESS, END),
+    ("debt cleanup fails after a requested phase failed", {"tiers": (1, 1), "debt_cleanup":
+     True, "max_builder_attempts": 1, "auditor_backend": None}, [broke("p1"), *green_phase("p2")],
+     broke("debt"), S.DONE_FAILED_REQUIRES_HUMAN_REVIEW, END),
     ("run token cap reached: nothing new starts", {"run_token_cap": 10}, None, broke(),
      S.DONE_FAILED_BUDGET_EXHAUSTED, END),
     ("tier token cap reached: phase fails", {"tier_token_cap": 10}, None, broke(),
@@ -380,13 +418,15 @@ def test_a_review_with_no_auditor_pushes_and_marks_the_phase_for_a_person() -> N
     strategy = make_strategy(auto_apply=False, auditor_backend=None)
     run, effects = drive([*bootstrap(strategy), built(), weakened()])
     assert [type(e).__name__ for e in effects] == ["PushChange"]
+    assert run.needs_review == ()  # marked once the change has landed
+    run, _ = advance(run, pushed())
     marks = run.phase_progress("p1").needs_review
     assert len(marks) == 2
     assert "auto_apply off" in marks[0]
     assert marks[1] == "the gate found test_deleted in tests/test_a.py"
     assert run.needs_review == (("p1", marks[0]), ("p1", marks[1]))
     # The marks survive the rest of the phase and the stored state, and the run succeeds.
-    run, _ = drive([pushed(), ci(CIResult.GREEN), SnapshotCreated("p1", "t")], run)
+    run, _ = drive([ci(CIResult.GREEN), SnapshotCreated("p1", "t")], run)
     assert run.status is S.DONE_SUCCESS
     assert RunState.from_json(run.to_json()).needs_review == run.needs_review
     # A state stored before the mark existed reads as "nothing to review".
@@ -394,6 +434,15 @@ def test_a_review_with_no_auditor_pushes_and_marks_the_phase_for_a_person() -> N
     for phase in stored["phases"]:
         del phase["needs_review"]
     assert RunState.from_json(stored).needs_review == ()
+
+
+def test_a_change_lost_before_its_push_marks_nothing_for_review() -> None:
+    strategy = make_strategy(auto_apply=False, auditor_backend=None, max_builder_attempts=3)
+    run, effects = drive([*bootstrap(strategy), built(), gate(), AttemptLost("p1", 1, "lost")])
+    assert names(effects) == ["RunBuilder"]
+    assert run.needs_review == ()  # the unreviewed change never reached the branch
+    run, _ = drive([built(attempt=2), gate(attempt=2), pushed(attempt=2)], run)
+    assert [phase for phase, _ in run.needs_review] == ["p1"]
 
 
 def test_a_review_with_an_auditor_tells_it_why() -> None:
@@ -571,3 +620,114 @@ def test_unknown_or_malformed_json_is_a_value_error() -> None:
     push = PushChange(BRANCH, "p1", 2, "sha0")
     assert push.to_json()["key"] == "push:p1:2"
     assert effect_from_json(push.to_json()) == push
+
+
+# -- debt cleanup, safety-critical cleanliness, high-risk severities ---------------------------
+
+
+def test_a_failed_debt_cleanup_is_recorded_and_the_asked_for_phases_decide() -> None:
+    strategy = make_strategy(debt_cleanup=True, max_builder_attempts=1, auditor_backend=None)
+    run, _ = drive([*bootstrap(strategy), *green_phase("p1"), broke("debt")])
+    assert run.status is S.DONE_SUCCESS
+    debt = run.phase_progress("debt")
+    assert debt.status is PhaseStatus.FAILED
+    assert "attempt(s)" in debt.failure_reason
+    assert run.tier_progress("t1").status is TierStatus.COMPLETE
+    assert "debt cleanup (debt) did not succeed" in run.terminal_reason
+    # It never pushed: the branch holds only green work, so the run may be promoted.
+    assert promotion(run).eligible
+
+
+def test_a_debt_cleanup_that_failed_after_pushing_keeps_the_run_from_promotion() -> None:
+    strategy = make_strategy(
+        debt_cleanup=True, max_builder_attempts=1, auditor_backend=None, max_reruns=0
+    )
+    red = CIFinished("debt", "sha-debt-1", CIResult.RED, ("tests",))
+    pushed_red = [built("debt"), gate(phase="debt"), pushed("debt"), red]
+    run, _ = drive([*bootstrap(strategy), *green_phase("p1"), *pushed_red])
+    assert run.status is S.DONE_SUCCESS
+    verdict = promotion(run)
+    assert not verdict.eligible
+    assert verdict.reasons == (
+        "the debt cleanup debt failed after pushing a change CI did not pass",
+    )
+
+
+def test_a_requested_phase_never_gets_the_debt_cleanup_exemption() -> None:
+    strategy = make_strategy(debt_cleanup=True, max_builder_attempts=1, auditor_backend=None)
+    run, _ = drive([*bootstrap(strategy), broke("p1")])
+    assert run.status is S.DONE_FAILED_REQUIRES_HUMAN_REVIEW
+    assert run.phase_progress("debt").status is PhaseStatus.SKIPPED  # after a failed tier
+
+
+def test_a_safety_critical_run_stops_at_a_tier_that_is_not_clean_and_says_why() -> None:
+    strategy = make_strategy(
+        (1, 1), safety_profile=SafetyProfile.SAFETY_CRITICAL, minor_tolerance=0, tier_token_cap=10
+    )
+    run, _ = drive([*bootstrap(strategy), *at_ci(), flaky_green(), SnapshotCreated("p1", "t")])
+    assert run.status is S.DONE_FAILED_REQUIRES_HUMAN_REVIEW
+    assert run.terminal_reason == (
+        "Tier t1 is not clean in a safety-critical run: 1 minor issue(s), tolerance 0; "
+        "the tier token cap was reached."
+    )
+    assert run.tier_progress("t2").status is TierStatus.SKIPPED
+    assert unclean_reasons(run, "t2") == []
+
+
+def test_in_a_safety_critical_tier_majors_count_against_its_tolerance() -> None:
+    no_ci = [*at_ci(), ci(CIResult.NO_CI), SnapshotCreated("p1", "t")]  # the major ci:none
+    critical = {"safety_profile": SafetyProfile.SAFETY_CRITICAL}
+    strict, _ = drive([*bootstrap(make_strategy(**critical, major_tolerance=0)), *no_ci])
+    assert strict.terminal_reason.endswith("1 major issue(s), tolerance 0.")
+    tolerant, _ = drive([*bootstrap(make_strategy(**critical, major_tolerance=1)), *no_ci])
+    assert tolerant.status is S.DONE_SUCCESS
+    normal, _ = drive([*bootstrap(make_strategy(major_tolerance=0)), *no_ci])
+    assert normal.status is S.DONE_SUCCESS  # the rule is the safety-critical profile's
+
+
+SEVERITY_CASES = [
+    # (id, phase reports major?, major categories, where the finding comes from, category,
+    #  reported severity, recorded severity)
+    ("plain work keeps the reported severity", False, (), "builder", "style", "minor", "minor"),
+    ("high-risk work: a builder's issue is major", True, (), "builder", "style", "minor",
+     "major"),
+    ("high-risk work: an auditor's issue is major", True, (), "auditor", "style", "minor",
+     "major"),
+    ("high-risk work: the gate's minor stays minor", True, (), "gate", "probe_failed", "minor",
+     "minor"),
+    ("a high-risk issue category is major anywhere", False, ("schema_contract_change",), "gate",
+     "schema_contract_change", "minor", "major"),
+    ("from a builder too", False, ("security_auth_change",), "builder", "security_auth_change",
+     "minor", "major"),
+    ("a major stays major", False, (), "builder", "style", "major", "major"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("reported_major", "categories", "source", "category", "severity", "recorded"),
+    [pytest.param(*case[1:], id=case[0]) for case in SEVERITY_CASES],
+)
+def test_high_risk_issues_are_major(
+    reported_major: bool,
+    categories: tuple[str, ...],
+    source: str,
+    category: str,
+    severity: str,
+    recorded: str,
+) -> None:
+    strategy = make_strategy(
+        max_builder_attempts=1,
+        reported_issues_major=reported_major,
+        major_issue_categories=categories,
+    )
+    finding = Finding("k", Severity(severity), category)
+    events: list[Event] = {
+        "builder": [BuilderFinished("p1", 1, OK, issues=(finding,))],
+        "gate": [built(), GateEvaluated("p1", 1, Decision.PASS, (finding,))],
+        "auditor": [
+            broke(),
+            AuditorFinished("p1", 2, AuditorVerdict.PATCH, 5, (finding,)),
+        ],
+    }[source]
+    run, _ = drive([*bootstrap(strategy), *events])
+    assert dict(run.phase_progress("p1").issues)["k"] is Severity(recorded)

@@ -13,6 +13,7 @@ import random
 from collections import deque
 from typing import Any
 
+import hypothesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -60,7 +61,16 @@ from app.domain.events import (
 from app.domain.gate import Decision
 from app.domain.issue_record import Severity
 from app.domain.machine import advance, start_run
-from app.domain.run_state import AuditReason, Awaiting, AwaitKind, PhaseStatus, RunState
+from app.domain.machine_steps import unclean_reasons
+from app.domain.run_state import (
+    AuditReason,
+    Awaiting,
+    AwaitKind,
+    PhaseStatus,
+    RunState,
+    RunStatus,
+    TierStatus,
+)
 from app.domain.strategy import CIProfileSettings, CISettings, NoCIPolicy, Strategy
 from app.domain.taxonomy import CIProfile, RunScope, SafetyProfile
 from tests.domain.machine_fixtures import RUN_ID, make_strategy
@@ -87,6 +97,7 @@ def run_strategies(draw: st.DrawFn) -> Strategy:
         minor_tolerance=draw(st.integers(0, 4)),
         major_tolerance=draw(st.none() | st.integers(0, 2)),
         commit_artefacts=draw(st.booleans()),
+        debt_cleanup=draw(st.booleans()),
     )
     ci = CISettings(
         normal=CIProfileSettings(
@@ -432,3 +443,36 @@ def test_any_run_ends_within_its_budgets(strategy: Strategy, seed: int) -> None:
     for event in delivered:
         replay, _ = advance(replay, event)
     assert replay == run
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(strategy=run_strategies(), seed=st.integers(0, 2**32))
+def test_the_phases_asked_for_decide_the_outcome(strategy: Strategy, seed: int) -> None:
+    run, _ = _run_world(strategy, random.Random(seed))
+    asked = [p for p in run.phases if not strategy.phase(p.phase_id).is_debt_cleanup]
+    cleanup = [p for p in run.phases if strategy.phase(p.phase_id).is_debt_cleanup]
+    critical = strategy.safety_profile is SafetyProfile.SAFETY_CRITICAL
+    if run.status is RunStatus.DONE_SUCCESS:
+        assert all(p.status is PhaseStatus.GREEN for p in asked)
+        assert all(p.status in (PhaseStatus.GREEN, PhaseStatus.FAILED) for p in cleanup)
+        assert all(t.status is TierStatus.COMPLETE for t in run.tiers)
+        if any(p.status is PhaseStatus.FAILED for p in cleanup):
+            hypothesis.event("a failed debt cleanup did not sink the run")
+        if critical:
+            # A safety-critical run succeeds only with every tier clean.
+            assert all(not unclean_reasons(run, t.tier_id) for t in run.tiers)
+            hypothesis.event("a safety-critical run succeeded")
+    if run.status is RunStatus.DONE_FAILED_REQUIRES_HUMAN_REVIEW:
+        failed_tier = any(t.status is TierStatus.FAILED for t in run.tiers)
+        unclean = critical and any(
+            t.status is TierStatus.COMPLETE and unclean_reasons(run, t.tier_id) for t in run.tiers
+        )
+        assert failed_tier or unclean, run.terminal_reason
+        if unclean and not failed_tier:
+            hypothesis.event("a safety-critical tier ended not clean")
+        # A tier fails only through a phase that was asked for.
+        for tier in run.tiers:
+            if tier.status is TierStatus.FAILED:
+                assert any(
+                    p.status is PhaseStatus.FAILED for p in asked if p.tier_id == tier.tier_id
+                )

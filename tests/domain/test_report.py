@@ -23,6 +23,7 @@ from markdown_it import MarkdownIt
 from app.domain import report_markdown as md
 from app.domain.backlog import AgingRules, Backlog, BacklogEntry
 from app.domain.issue_record import Severity
+from app.domain.learned_rules import suggest_rules
 from app.domain.report import (
     ReportView,
     annotations_for,
@@ -69,6 +70,7 @@ from tests.snapshots import assert_snapshot as snapshot
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 REPO = "octo/widgets"
+NOW_ISO = "2024-05-03T08:00:00+00:00"
 RUN_ID = "octo-widgets-7-2"
 BRANCH = "autopack/issue-7-run-2"
 STARTED = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -593,13 +595,26 @@ def test_snapshot(renderer: str, case: str) -> None:
 
 def test_snapshot_backlog() -> None:
     """The backlog issue: aged minors among the majors, minors with when they turn major."""
-    rendered = render_backlog_issue(REPO, backlog(), AgingRules(), "2024-05-03T08:00:00+00:00")
+    rendered = render_backlog_issue(REPO, backlog(), "2024-05-03T08:00:00+00:00")
     assert_snapshot("backlog_issue", rendered)
+
+
+def test_snapshot_backlog_with_its_own_thresholds_and_suggestions() -> None:
+    """A repository's own thresholds decide what counts as major, and the issues that aged
+    and came back get a ready-to-paste ruleset change."""
+    own = dataclasses.replace(backlog(), aging=AgingRules(1, 9), last_run=RUN_ID)
+    paths = {"gate:style:bare-except:src/widgets/cli.py": "src/widgets/cli.py"}
+    suggestions = suggest_rules(own, RUN_ID, widgets_strategy(), paths)
+    rendered = render_backlog_issue(REPO, own, "2024-05-03T08:00:00+00:00", suggestions)
+    assert "a minor issue seen in more than 1 run or more than 9 tiers counts as major" in rendered
+    assert "## 💡 Suggested ruleset changes (" in rendered
+    assert "  - /src/widgets/cli.py\n" in rendered
+    assert_snapshot("backlog_issue_suggestions", rendered)
 
 
 def test_snapshot_backlog_empty() -> None:
     """An empty backlog says so, and still carries its marker."""
-    rendered = render_backlog_issue(REPO, Backlog(), AgingRules(), "2024-05-03T08:00:00+00:00")
+    rendered = render_backlog_issue(REPO, Backlog(), "2024-05-03T08:00:00+00:00")
     assert_snapshot("backlog_issue_empty", rendered)
 
 
@@ -983,6 +998,7 @@ HEADINGS = (
     "📸",
     "🔴 Major",
     "🟡 Minor",
+    "💡 Suggested ruleset changes",
     "Promotion",
     "Plan",
     "Tiers",
@@ -1058,10 +1074,23 @@ def test_every_renderer_fits_its_limit_and_stays_safe(view_: ReportView) -> None
 )
 def test_backlog_issue_fits_and_stays_safe(entries: list[BacklogEntry], now_iso: str) -> None:
     """Any backlog: within the issue body limit, with its marker, untrusted text kept as text."""
-    body = render_backlog_issue(REPO, Backlog(tuple(entries)), AgingRules(), now_iso)
+    body = render_backlog_issue(REPO, Backlog(tuple(entries)), now_iso)
     assert len(body) <= md.ISSUE_BODY_LIMIT
     assert body.startswith(backlog_marker(REPO) + "\n")
     assert_safe(body)
+
+
+@settings(max_examples=100, deadline=None)
+@given(untrusted.filter(bool), untrusted.filter(bool))
+def test_suggestions_in_the_backlog_issue_stay_safe(key: str, path: str) -> None:
+    """Keys and paths from builders reach the suggestions as inert text and fenced YAML."""
+    entry = BacklogEntry(key, "code_quality", Severity.MINOR, 9, 9, 9, "r1", RUN_ID, NOW_ISO)
+    own = Backlog((entry,), last_run=RUN_ID)
+    suggestions = suggest_rules(own, RUN_ID, widgets_strategy(), {key: path})
+    assert len(suggestions) == 1
+    body = render_backlog_issue(REPO, own, NOW_ISO, suggestions)
+    assert_safe(body)
+    assert len(body) <= md.ISSUE_BODY_LIMIT
 
 
 @settings(max_examples=200, deadline=None)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from app.domain.classification import CategoryRule
 from app.domain.gate import MODE_LIMITS
+from app.domain.issue_record import Severity
 from app.domain.ruleset import (
     MAX_RULESET_BYTES,
     REGENERATE,
@@ -144,6 +145,51 @@ def test_full_file_and_field_by_field_merging() -> None:
     jsonschema.validate(r.model_dump(mode="json"), json.loads(schema_json()))
 
 
+ROUTES = [
+    # (id, ruleset, builder mode, debt cleanup?, the profile, every profile named)
+    ("defaults", "", BuilderMode.TWEAK_LIGHT, False, "default", ("default",)),
+    ("builder only", "builder: claude", BuilderMode.SCHEMA_HEAVY, True, "claude", ("claude",)),
+    ("builders.default", "builders: {default: strong}", BuilderMode.REFACTOR_HEAVY, False,
+     "strong", ("strong",)),
+    ("a routed mode", "builders: {default: strong, tweak_light: cheap}", BuilderMode.TWEAK_LIGHT,
+     False, "cheap", ("strong", "cheap")),
+    ("the debt cleanup route first", "builders: {scaffolding_heavy: mid, debt_cleanup: janitor}",
+     BuilderMode.SCAFFOLDING_HEAVY, True, "janitor", ("default", "mid", "janitor")),
+    ("its mode's route without one", "builders: {scaffolding_heavy: mid}",
+     BuilderMode.SCAFFOLDING_HEAVY, True, "mid", ("default", "mid")),
+    ("builder and builders.default the same", "builder: x\nbuilders: {default: x, schema_heavy: x}",
+     BuilderMode.SCHEMA_HEAVY, False, "x", ("x",)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("yaml", "mode", "debt", "profile", "named"),
+    [pytest.param(*route[1:], id=route[0]) for route in ROUTES],
+)
+def test_builder_routing(
+    yaml: str, mode: BuilderMode, debt: bool, profile: str, named: tuple[str, ...]
+) -> None:
+    ruleset = load_ruleset(yaml)
+    assert ruleset.builder_for(mode, debt_cleanup=debt) == profile
+    assert ruleset.builder_profiles() == named
+
+
+def test_every_builder_mode_can_be_routed() -> None:
+    routes = set(Ruleset().builders.model_dump())
+    assert routes == {mode.value for mode in BuilderMode} | {"default", "debt_cleanup"}
+
+
+def test_high_risk_issues_are_major_by_default_and_can_be_relaxed() -> None:
+    defaults = Ruleset().categories
+    for category in HIGH_RISK:
+        assert defaults.override_for(category).issue_severity is Severity.MAJOR
+    assert defaults.override_for(TaskCategory.DOCS).issue_severity is None
+    relaxed = load_ruleset("categories: {overrides: {bulk_operation: {issue_severity: minor}}}")
+    bulk = relaxed.categories.override_for(TaskCategory.BULK_OPERATION)
+    assert bulk.issue_severity is Severity.MINOR
+    assert bulk.ci_profile is CIProfile.STRICT  # the rest of the row is kept
+
+
 def test_models_are_frozen() -> None:
     with pytest.raises(ValueError, match="frozen"):
         Ruleset().budgets.run.token_cap = 1  # type: ignore[misc]
@@ -201,6 +247,25 @@ BAD: list[tuple[str, str | bytes, int | None, str]] = [  # name, text, line, mes
         "categories.rules[1].category: Input should be",
     ),
     ("bad version", "version: 2\n", 1, "version: Input should be 1"),
+    (
+        "two defaults",
+        "builder: claude\nbuilders:\n  default: codex\n",
+        2,
+        "builders: default names 'codex' but builder names 'claude'",
+    ),
+    (
+        "unknown route",
+        "builders: {tweak_lite: cheap}\n",
+        1,
+        "builders.tweak_lite: unknown key 'tweak_lite' (did you mean 'tweak_light'?)",
+    ),
+    ("bad routed name", "builders: {default: '../x'}\n", 1, "builders.default: String should"),
+    (
+        "bad issue severity",
+        "categories: {overrides: {docs: {issue_severity: fatal}}}\n",
+        1,
+        "categories.overrides.docs.issue_severity: Input should be 'minor' or 'major'",
+    ),
     ("bad builder name", "builder: '../etc'\n", 1, "builder: String should match pattern"),
     (
         "bad required",

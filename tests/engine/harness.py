@@ -106,6 +106,7 @@ async def autopack(
     builder_name: str = "default",
     builder_keys: dict[str, object] | None = None,
     bwrap_path: Path | None = None,
+    extra_builders: dict[str, dict[str, str]] | None = None,
 ) -> AsyncIterator[Harness]:
     """A running Autopack; `planner_env` also configures the test planner (scripts/planner.py),
     `auditor_env` makes the `reviewer` auditor the recording one (scripts/recording_auditor.py).
@@ -114,7 +115,8 @@ async def autopack(
     profile; `extra_files` are added to the repository's first commit. Profiles run sandboxed
     (the default) with the interpreter and the test scripts shown read-only; `builder_keys`
     overrides the builder profile's keys (e.g. `sandbox = "none"`, `read_write`), `bwrap_path`
-    where the server looks for bubblewrap.
+    where the server looks for bubblewrap. `extra_builders` adds builder profiles (name: env)
+    running `builder_script` too.
     """
     require_bwrap()
     inst = sim.install("acme")
@@ -133,6 +135,10 @@ async def autopack(
             **(builder_keys or {}),
         }
     )
+    extras = {
+        name: profile.model_copy(update={"env": env})
+        for name, env in (extra_builders or {}).items()
+    }
     auditor = profile
     if auditor_env is not None:
         auditor = BuilderProfile(
@@ -161,7 +167,7 @@ async def autopack(
         retry_backoff_seconds=0.05,
         **({"bwrap_path": bwrap_path} if bwrap_path is not None else {}),
         operator=OperatorConfig(
-            builders={builder_name: profile, **planners},
+            builders={builder_name: profile, **extras, **planners},
             auditors={"reviewer": auditor},
             planner="planner" if planners else None,
         ),

@@ -398,8 +398,14 @@ async def test_real_runs_through_the_api(
     assert abort["top_slice"] in abort["slice_tokens"]
     assert abort["auditor_called"] is False
     assert sum(s["tokens"] for s in report["slices"]) == 1000 + abort["tokens"]
+    # Spend per operator profile: every attempt here was the one builder profile's.
+    assert [(p["profile"], p["role"], p["runs"]) for p in report["profiles"]] == [
+        ("default", "builder", 2)
+    ]
+    assert report["profiles"][0]["tokens"] == 1000 + abort["tokens"]
     scoped = await _get(client, "/api/reports/budget?repository=acme/gadgets")
     assert scoped["budget_aborts"] == []
     assert scoped["runs"]["total"] == 0
     later = await _get(client, "/api/reports/budget?since=2999-01-01T00:00:00Z")
     assert later["slices"] == []
+    assert later["profiles"] == []

@@ -370,6 +370,10 @@ async def test_budget_page(client: Client, recorded: Recorded) -> None:
     assert "3 runs: 1 DONE_FAILED_BUDGET_EXHAUSTED" in html
     assert "feature:medium" in html
     assert "The auditor was called in on 1 phases" in html
+    # Spend per operator profile and role: the builder's attempts and the auditor's escalation.
+    profiles = html.split("Spend per profile", 1)[1].split("Runs that ran out of budget", 1)[0]
+    assert '<td class="mono">default</td><td>builder</td>' in profiles
+    assert "<td>auditor</td>" in profiles
     # The run that ran out: which one, why, and how far it got.
     aborts = html.split("Runs that ran out of budget", 1)[1]
     assert f'href="/runs/{recorded.exhausted}"' in aborts

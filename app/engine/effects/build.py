@@ -22,7 +22,7 @@ async def run_builder(ctx: RunContext, env: Envelope, effect: RunBuilder) -> Out
     # Every attempt starts from the branch head and nothing else: what an earlier attempt
     # (or a failed phase) left in the tree must never ship inside this one.
     await ctx.workspace.clean_at(head)
-    name = strategy.builder_profile
+    name = strategy.builder_for(phase.phase_id)
     profile = ctx.settings.operator.builders[name]
     builder = ctx.services.builder(f"builders.{name}", profile)
     result = await builder.run(phase_spec(strategy, phase, effect), ctx.workspace.tree)

@@ -13,13 +13,11 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from app.domain.backlog import AgingRules, update_backlog
 from app.domain.effects import Finish, Report
 from app.domain.issue_record import Severity
 from app.domain.report import (
     ReportView,
     annotations_for,
-    issue_index,
     promotion,
     render_check_summary,
     render_check_text,
@@ -27,8 +25,13 @@ from app.domain.report import (
     render_comment,
     render_pull_body,
 )
-from app.domain.report_backlog import BACKLOG_TITLE, backlog_marker, render_backlog_issue
-from app.domain.run_state import RunState, RunStatus, TierStatus
+from app.domain.report_backlog import (
+    BACKLOG_TITLE,
+    backlog_after_run,
+    backlog_marker,
+    render_backlog_issue,
+)
+from app.domain.run_state import RunState, RunStatus
 from app.engine.context import Outcome, RunContext
 from app.engine.effects.views import Rows, report_view
 from app.engine.envelope import Envelope
@@ -87,19 +90,18 @@ async def _report(ctx: RunContext, env: Envelope, *, final: bool) -> Envelope:
 
 async def _age_backlog(ctx: RunContext, env: Envelope, rows: Rows) -> Envelope:
     """Fold the run's issues into the repository's backlog (idempotent per run) and bring the
-    repository's backlog issue up to date."""
+    repository's backlog issue up to date, with the ruleset changes it suggests."""
     state, backlogs = env.state, ctx.services.backlogs
     if backlogs is None or state.strategy is None:
         return env
-    ran = sum(1 for tier in state.tiers if tier.status in (TierStatus.COMPLETE, TierStatus.FAILED))
     repo = ctx.record.repository
     backlog = await backlogs.get(repo)
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    index = issue_index(state, {row.issue_key: row for row in rows.issues})
-    updated = update_backlog(backlog, index, ctx.record.id, ran, now)
+    update = backlog_after_run(backlog, state, {row.issue_key: row for row in rows.issues}, now)
+    updated = update.backlog
     if updated != backlog:
         await backlogs.put(repo, updated)
-    body = render_backlog_issue(repo, updated, AgingRules(), now)
+    body = render_backlog_issue(repo, updated, now, update.suggestions)
     number = await upsert_backlog_issue(
         ctx.gh, repo, BACKLOG_TITLE, backlog_marker(repo), body, create=bool(updated.entries)
     )

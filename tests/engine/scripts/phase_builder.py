@@ -1,6 +1,7 @@
 """A test builder for whole runs: one file per phase; behaviour chosen by the phase title.
 
-Titles containing "[fail]" make every attempt fail; "[dirty-fail]" makes every attempt fail
+Titles containing "[fail]" make every attempt fail (so does "[fail-debt]" in the description: a
+debt-cleanup phase listing an issue key holding it); "[dirty-fail]" makes every attempt fail
 after writing `leak/<phase>-<attempt>.txt` and appending to README.md, "[dirty-once]" only the
 first; "[binary]" writes a binary file beside its text file (the gate refuses it); "[secret]"
 writes a private key (a gate violation); "[slow]" sleeps for a minute (to be cancelled);
@@ -9,7 +10,8 @@ TEST_MEET_DIR until another builder has arrived there too, and fails if none doe
 phases can only both succeed when their builders run at the same time; "[issue]" also reports a
 minor issue pointing at line 2 of the file it writes; "[look]" also writes what it sees around it
 (the work tree's parent directory, process 1); anything else succeeds. Each attempt
-prints a line to stdout and stderr (its log).
+prints a line to stdout and stderr (its log). The file it writes names TEST_BUILDER_PROFILE, the
+profile it was started as (set in that profile's env), when set.
 """
 
 from __future__ import annotations
@@ -46,13 +48,15 @@ def main() -> int:
             readme.write("a failed attempt was here\n")
         result.write_text(json.dumps({"tokens_used": tokens, "summary": "gave up half-way"}))
         return 1
-    if "[fail]" in title:
+    if "[fail]" in title or "[fail-debt]" in phase["description"]:
         result.write_text(json.dumps({"tokens_used": tokens, "summary": "could not do it"}))
         return 1
     Path("work").mkdir(exist_ok=True)
     if "[binary]" in title:
         Path("work", f"{name}.bin").write_bytes(b"\0\1\2 binary")
     content = f"{title}\nattempt {phase['attempt']}\nfeedback: {len(phase['feedback'])}\n"
+    if profile := os.environ.get("TEST_BUILDER_PROFILE"):
+        content += f"profile: {profile}\n"
     if "[secret]" in title:
         content += "-----BEGIN RSA PRIVATE KEY-----\n" + "MIIEowIBAAKCAQEA" + "q" * 60 + "\n"
         content += "-----END RSA PRIVATE KEY-----\n"

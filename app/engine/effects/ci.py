@@ -16,6 +16,7 @@ from app.github.ci_status import (
     RerunRefused,
     check_runs_for,
     commit_parent,
+    rerun_requested,
     rerun_suite,
     statuses_for,
 )
@@ -128,6 +129,10 @@ async def _request_reruns(ctx: RunContext, reports: Reports, effect: RerunCI) ->
             continue
         suites[run.suite_id] = run.app_slug
         covered.append(name)
+    repo = ctx.record.repository
     for suite_id, slug in sorted(suites.items()):
-        await rerun_suite(ctx.gh, ctx.record.repository, effect.sha, suite_id, slug)
+        # A suite judged red is completed; queued again, it was asked already (this effect
+        # carried out again after a crash): asking twice runs CI twice, or Actions refuses.
+        if not await rerun_requested(ctx.gh, repo, suite_id):
+            await rerun_suite(ctx.gh, repo, effect.sha, suite_id, slug)
     return tuple(covered)

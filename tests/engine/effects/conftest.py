@@ -33,7 +33,7 @@ from app.store.backlogs import BacklogStore
 from app.store.evidence import EvidenceStore
 from app.store.progress import ProgressStore
 from app.store.runs import NewRun, RunStore
-from tests.domain.machine_fixtures import make_strategy
+from tests.domain.machine_fixtures import green_phase, make_strategy
 from tests.engine.contexts import Clock, run_context, run_record
 from tests.engine.harness import BUILDER, FILES, PLANNER, RECORDING_AUDITOR
 from tests.engine.recorded import Call, calls_since
@@ -125,12 +125,22 @@ class EffectWorld:
         return replace(made, repository=REPO, issue_number=7, branch=BRANCH)
 
     async def branched(self, strategy: Strategy) -> Step:
-        """The strategy frozen, the branch made from main (with one commit of its own) and the
-        phases queued: the machine asks for the first builder attempt."""
+        """The strategy frozen, the branch made from main (with one commit of its own) and noted
+        as the bootstrap effects note it, the phases queued: the machine asks for the first
+        builder attempt."""
         head = await self.sim.push(REPO, BRANCH, {"NOTES.md": "integration\n"})
         step = self.start().then(StrategyReady(strategy), BranchReady(head), PhasesQueued())
-        facts = step.env.memo.facts.branched("main", ())
-        return Step(step.env.put(facts), step.asked)
+        facts = step.env.memo.facts.compiled("Build the thing", "main").branched("main", ())
+        tree = self.sim.repo(REPO).git.get_commit(head).tree  # as CreateBranch notes it
+        return Step(step.env.put(facts).put(step.env.memo.tip.moved(tree)), step.asked)
+
+    async def landed(self, step: Step) -> Step:
+        """Phase p1 pushed (a commit on the branch, noted as PushChange notes it), green and
+        tagged."""
+        sha = await self.sim.push(REPO, BRANCH, {"work/p1.txt": "p1\n"})
+        tree = self.sim.repo(REPO).git.get_commit(sha).tree
+        env = step.env.put(step.env.memo.tip.moved(tree))
+        return Step(env, step.asked).then(*green_phase("p1", sha=sha))
 
     def titled(self, strategy: Strategy, title: str) -> Strategy:
         """`strategy` with its first phase titled `title` (the test builder reads titles)."""
@@ -184,6 +194,8 @@ async def effect_world(
     sim.create_repo(REPO, dict(FILES), installation=inst, ci=None)
     sim.set_permission(REPO, "alice", "write")
     record = run_record(inst.id)
+    while len(sim.repo(REPO).issues) < record.issue_number:  # the run's issue is #7
+        await sim.open_issue(REPO, "Build the thing", "- [ ] Phase one\n", user="alice")
     await RunStore(engine).create_run(
         NewRun(
             id=record.id,

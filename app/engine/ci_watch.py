@@ -35,6 +35,7 @@ from app.github.ci_status import (
     RerunRefused,
     RerunRequest,
     check_runs_for,
+    rerun_requested,
     rerun_suite,
     statuses_for,
 )
@@ -81,8 +82,13 @@ async def request_reruns(
         suites[run.suite_id] = run.app_slug
         covered.setdefault(run.suite_id, []).append(name)
     running: list[str] = []
+    repo = ctx.record.repository
     for suite_id, slug in sorted(suites.items()):
-        answer = await rerun_suite(ctx.gh, ctx.record.repository, sha, suite_id, slug)
+        # A suite judged red is completed; queued again, it was asked already (this effect
+        # carried out again after a crash): asking twice runs CI twice, or Actions refuses.
+        if await rerun_requested(ctx.gh, repo, suite_id):
+            continue
+        answer = await rerun_suite(ctx.gh, repo, sha, suite_id, slug)
         if answer is RerunRequest.ALREADY_RUNNING:
             running += covered[suite_id]
     every = sorted(name for group in covered.values() for name in group)

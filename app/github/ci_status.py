@@ -112,6 +112,15 @@ async def commit_parent(gh: GitHubClient, repo: str, sha: str) -> str | None:
     return str(parents[0]["sha"]) if parents else None
 
 
+async def rerun_requested(gh: GitHubClient, repo: str, suite_id: int) -> bool:
+    """True when the suite was asked to run again and its new runs have not started: GitHub
+    resets a rerequested suite (and a re-run workflow's) to `queued` until they do."""
+    suite = await gh.getitem(
+        "/repos/{owner}/{repo}/check-suites/{suite_id}", {**repo_vars(repo), "suite_id": suite_id}
+    )
+    return bool(suite.get("status") == "queued")
+
+
 async def rerun_suite(
     gh: GitHubClient, repo: str, sha: str, suite_id: int, app_slug: str
 ) -> RerunRequest:

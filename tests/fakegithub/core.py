@@ -43,6 +43,7 @@ class RequestRecord:
     ms: float
     installation_id: int | None
     app: str | None  # "autopack" (the app under test) | "ci" | "jwt" | None
+    body: Any = None  # the request's JSON body, parsed (None: no body, or not JSON)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -75,9 +76,20 @@ async def log_requests(request: web.Request, handler: Handler) -> web.StreamResp
             ms=(time.perf_counter() - started) * 1000,
             installation_id=request.get(INSTALLATION_ID),
             app=who,
+            body=await _json_body(request),
         )
     )
     return response
+
+
+async def _json_body(request: web.Request) -> Any:
+    """The request's JSON body (aiohttp keeps what the route read), or None."""
+    if not request.body_exists:
+        return None
+    try:
+        return json.loads(await request.read())
+    except ValueError:
+        return None
 
 
 @web.middleware

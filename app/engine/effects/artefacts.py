@@ -51,17 +51,22 @@ async def write_artefacts(ctx: RunContext, env: Envelope, effect: WriteArtefacts
             for name, content in sorted(files.items())
         ),
     )
-    try:
-        result = await ctx.writer(env.memo).push(
-            effect.branch,
-            change,
-            expected_head=head,
-            base_tree=env.memo.tip.head_tree,
-            message=f"Autopack run {ctx.record.id}: artefacts",
-            attempt=Attempt(ctx.record.id, "artefacts", 1),
-        )
-    except BranchMoved:
-        return env, ArtefactsWritten(None)
+    writer, attempt = ctx.writer(env.memo), Attempt(ctx.record.id, "artefacts", 1)
+    # Carried out again after a crash, the commit may be there: a second try would leave a
+    # tree and a commit on GitHub that no branch holds before it found the first.
+    result = await writer.landed(effect.branch, head, attempt)
+    if result is None:
+        try:
+            result = await writer.push(
+                effect.branch,
+                change,
+                expected_head=head,
+                base_tree=env.memo.tip.head_tree,
+                message=f"Autopack run {ctx.record.id}: artefacts",
+                attempt=attempt,
+            )
+        except BranchMoved:
+            return env, ArtefactsWritten(None)
     env = env.put(env.memo.tip.finished(result.tree_sha, result.commit_sha))
     return env, ArtefactsWritten(result.commit_sha)
 
